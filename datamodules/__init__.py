@@ -1,0 +1,1 @@
+"""LightningDataModules, each generated from a procedure and a seed (nothing is downloaded)."""

@@ -1,0 +1,1 @@
+"""LightningModules and the networks they train, one file per model family."""

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Set up (idempotent, quick when done) and run phenomon.
+#   ./phenomon.sh            set up, then run the main job (the grokking demo)
+#   ./phenomon.sh test       set up, then run the test suite (what CI runs)
+#   ./phenomon.sh slow       set up, then run the slow full reproductions
+#   ./phenomon.sh -- ARGS    set up, then `phenomon ARGS`
+set -euo pipefail
+cd "$(dirname "$0")"
+VENV="${PHENOMON_VENV:-.venv}"
+PY="${PYTHON:-python3}"
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "phenomon: creating $VENV" >&2
+  "$PY" -m venv "$VENV"
+fi
+stamp="$VENV/.phenomon-setup-$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
+    # the pinned CPU wheel; a bare `torch` requirement would pull a multi-GB CUDA build
+    "$VENV/bin/python" -m pip install -q torch==2.13.0
+  fi
+  "$VENV/bin/python" -m pip install -q -c constraints.txt -e ".[dev]"
+  rm -f "$VENV"/.phenomon-setup-*
+  touch "$stamp"
+fi
+
+cmd="${1:-demo}"
+case "$cmd" in
+  test) shift; exec "$VENV/bin/python" -m pytest -q "$@" ;;
+  slow) shift; exec "$VENV/bin/python" -m pytest -q -m slow "$@" ;;
+  demo) shift; exec "$VENV/bin/phenomon" demo "$@" ;;
+  --) shift; exec "$VENV/bin/phenomon" "$@" ;;
+  *) exec "$VENV/bin/phenomon" "$@" ;;
+esac

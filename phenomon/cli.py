@@ -1,0 +1,198 @@
+"""The `phenomon` command: list phenomena, run them headless, list and inspect runs, run the demo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from phenomon import __version__, store
+from phenomon.config import UsageError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit code 2
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def _root(args) -> Path:
+    return Path(args.runs) if args.runs else store.default_root()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="phenomon", description="A terminal laboratory for deep-learning phenomena.")
+    p.add_argument("--version", action="version", version=f"phenomon {__version__}")
+    sub = p.add_subparsers(dest="cmd", parser_class=_Parser)
+
+    sub.add_parser("phenomena", help="list phenomena, their toggles and what each toggle is expected to do")
+
+    r = sub.add_parser("run", help="run one configuration headless, streaming into the run store")
+    r.add_argument("phenomenon")
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a hyperparameter")
+    r.add_argument("--toggle", action="append", default=[], metavar="NAME", help="apply a registered ablation")
+    r.add_argument("--preset", help="a named configuration of the phenomenon (see `phenomon phenomena`)")
+    r.add_argument("--seed", type=int)
+    r.add_argument("--max-steps", type=int)
+    r.add_argument("--accelerator", default="auto", choices=("auto", "cpu", "gpu"))
+    r.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on 2 busy cores)")
+    r.add_argument("--group", help="comparison group (default: derived from the config without its toggles)")
+    r.add_argument("--runs", help="runs directory (default ./runs or $PHENOMON_RUNS)")
+
+    ls = sub.add_parser("ls", help="table of runs")
+    ls.add_argument("--runs")
+    ls.add_argument("--phenomenon")
+
+    s = sub.add_parser("show", help="one run: config, status, final metrics, verdict")
+    s.add_argument("run")
+    s.add_argument("--runs")
+
+    d = sub.add_parser("demo", help="grokking baseline and its no-weight-decay ablation, side by side, headless")
+    d.add_argument("--runs")
+    d.add_argument("--max-steps", type=int)
+    d.add_argument("--accelerator", default="auto", choices=("auto", "cpu", "gpu"))
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args = build_parser().parse_args(argv)
+        if args.cmd is None:
+            build_parser().print_help()
+            return 0
+        return COMMANDS[args.cmd](args, argv)
+    except UsageError as e:
+        print(f"phenomon: error: {e}", file=sys.stderr)
+        return 2
+    except store.StoreError as e:
+        print(f"phenomon: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("phenomon: interrupted", file=sys.stderr)
+        return 130
+
+
+def cmd_phenomena(args, argv) -> int:
+    from phenomon import registry
+
+    for name in registry.names():
+        ph = registry.get(name)
+        print(f"{ph.name}: {ph.summary}")
+        if ph.notes:
+            print(f"  {ph.notes}")
+        for t in ph.toggles:
+            ch = ", ".join(f"{k}={v}" for k, v in t.changes.items())
+            print(f"  toggle [{t.key}] {t.name:<16} ({ch}) {t.expect}")
+        if ph.presets:
+            print(f"  presets: {', '.join(ph.presets)}")
+        print(f"  keys: {', '.join(ph.keys())}")
+    return 0
+
+
+def cmd_run(args, argv) -> int:
+    from phenomon import registry, runner
+
+    ph = registry.get(args.phenomenon)
+    sets = list(args.set)
+    if args.seed is not None:
+        sets.append(f"seed={args.seed}")
+    if args.max_steps is not None:
+        if args.max_steps < 1:
+            raise UsageError(f"--max-steps must be positive, got {args.max_steps}")
+        sets.append(f"max_steps={args.max_steps}")
+    cfg = ph.resolve(args.preset, sets, args.toggle)
+    opts = runner.RunOptions(root=_root(args), accelerator=args.accelerator, threads=args.threads, group=args.group)
+    info = runner.run(ph, cfg, opts, argv=["phenomon", *argv])
+    m = info.manifest
+    print(f"{info.id}: {m['status']}" + (f" ({m['error']})" if m.get("error") else ""))
+    print(f"  verdict: {m.get('verdict')}")
+    return 0 if m["status"] == "finished" else 1
+
+
+def _fmt_progress(m: dict) -> str:
+    pr = m.get("progress") or {}
+    step, mx = pr.get("step") or 0, pr.get("max_steps")
+    return f"{step}/{mx}" if mx else str(step)
+
+
+def _fmt_metrics(m: dict, keys) -> str:
+    s = m.get("summary") or {}
+    return " ".join(f"{k}={s[k]:.3f}" for k in keys if k in s)
+
+
+def cmd_ls(args, argv) -> int:
+    from phenomon import registry
+
+    root = _root(args)
+    if not root.exists():
+        raise UsageError(f"runs directory {root} does not exist")
+    errors: list[str] = []
+    runs = store.list_runs(root, errors=errors)
+    if args.phenomenon:
+        registry.get(args.phenomenon)
+        runs = [r for r in runs if r.phenomenon == args.phenomenon]
+    for e in errors:
+        print(f"phenomon: warning: {e}", file=sys.stderr)
+    if not runs:
+        print(f"no runs in {root}")
+        return 0
+    rows = [("ID", "PHENOMENON", "TOGGLES", "STATUS", "PROGRESS", "METRICS")]
+    for r in runs:
+        m = r.manifest
+        try:
+            keys = registry.get(r.phenomenon).headline
+        except UsageError:
+            keys = sorted(m.get("summary") or {})[:4]
+        rows.append((r.id, r.phenomenon, ",".join(m.get("toggles") or []) or "-", r.state, _fmt_progress(m),
+                     _fmt_metrics(m, keys)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    return 0
+
+
+def cmd_show(args, argv) -> int:
+    from phenomon import registry
+
+    info = store.find_run(_root(args), args.run)
+    m = info.manifest
+    print(f"run        {info.id}")
+    print(f"phenomenon {m.get('phenomenon')}   group {m.get('group')}   seed {m.get('seed')}")
+    state = info.state
+    if state == "dead":
+        state += f" ({info.dead_reason()})"
+    print(f"status     {state}" + (f": {m['error']}" if m.get("error") else ""))
+    print(f"progress   {_fmt_progress(m)}   rows {m.get('rows', 0)}")
+    print(f"toggles    {', '.join(m.get('toggles') or []) or '(baseline)'}")
+    diff = m.get("diff") or {}
+    print("config     " + "  ".join(f"{k}={v}{'*' if k in diff else ''}" for k, v in (m.get("config") or {}).items()))
+    summ = m.get("summary") or {}
+    if summ:
+        print("final      " + "  ".join(f"{k}={v:.4g}" for k, v in sorted(summ.items())))
+    problems: list[str] = []
+    verdict = m.get("verdict")
+    try:
+        ph = registry.get(m.get("phenomenon", ""))
+        from phenomon.config import from_dict
+
+        cfg = from_dict(ph.config_cls, m.get("config") or {})
+        frame = store.wide(store.read_metrics(info.dir, problems=problems))
+        verdict = ph.criterion(frame, cfg).line
+    except UsageError:
+        pass
+    for p in problems:
+        print(f"phenomon: warning: {p}", file=sys.stderr)
+    print(f"verdict    {verdict or '-'}")
+    return 0
+
+
+def cmd_demo(args, argv) -> int:
+    from phenomon.demo import run_demo
+
+    return run_demo(_root(args), max_steps=args.max_steps, accelerator=args.accelerator)
+
+
+COMMANDS = {"phenomena": cmd_phenomena, "run": cmd_run, "ls": cmd_ls, "show": cmd_show, "demo": cmd_demo}
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

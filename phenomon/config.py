@@ -1,0 +1,95 @@
+"""Typed, frozen hyperparameters: parsing `key=value` overrides, diffs against the baseline, a stable hash."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import typing
+from typing import Any
+
+
+class UsageError(Exception):
+    """A user's mistake: the CLI prints it as one line and exits with code 2."""
+
+
+def fields_of(cls) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(cls)}
+
+
+def _coerce(raw: str, typ: Any, key: str) -> Any:
+    if isinstance(typ, str):
+        typ = eval(typ, {"typing": typing, "tuple": tuple, "int": int, "float": float, "str": str, "bool": bool})  # noqa: S307 - our own annotations
+    origin = typing.get_origin(typ)
+    if origin is typing.Literal:
+        choices = typing.get_args(typ)
+        if raw not in [str(c) for c in choices]:
+            raise UsageError(f"{key}={raw!r} is not one of: {', '.join(map(str, choices))}")
+        return next(c for c in choices if str(c) == raw)
+    if origin is tuple:
+        (inner, *_rest) = typing.get_args(typ)
+        parts = [p for p in raw.replace(" ", "").split(",") if p]
+        if not parts:
+            raise UsageError(f"{key}: expected a comma-separated list, got {raw!r}")
+        return tuple(_coerce(p, inner, key) for p in parts)
+    if typ is bool:
+        low = raw.lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise UsageError(f"{key}: expected true/false, got {raw!r}")
+    if typ is int:
+        try:
+            f = float(raw)
+        except ValueError:
+            raise UsageError(f"{key}: expected an integer, got {raw!r}") from None
+        if not f.is_integer():
+            raise UsageError(f"{key}: expected an integer, got {raw!r}")
+        return int(f)
+    if typ is float:
+        try:
+            return float(raw)
+        except ValueError:
+            raise UsageError(f"{key}: expected a number, got {raw!r}") from None
+    return raw
+
+
+def parse_overrides(cls, pairs: list[str]) -> dict[str, Any]:
+    """`['p=113', 'lr=1e-3']` -> typed values, with errors that list the valid keys."""
+    fs = fields_of(cls)
+    hints = typing.get_type_hints(cls)
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise UsageError(f"--set expects key=value, got {pair!r}")
+        key, raw = pair.split("=", 1)
+        key = key.strip().replace("-", "_")
+        if key not in fs:
+            raise UsageError(f"unknown key {key!r}; valid keys: {', '.join(fs)}")
+        out[key] = _coerce(raw.strip(), hints[key], key)
+    return out
+
+
+def to_dict(cfg) -> dict[str, Any]:
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(cfg).items()}
+
+
+def from_dict(cls, d: dict[str, Any]):
+    fs = fields_of(cls)
+    hints = typing.get_type_hints(cls)
+    kw = {}
+    for k, v in d.items():
+        if k in fs:
+            kw[k] = tuple(v) if typing.get_origin(hints[k]) is tuple and isinstance(v, list) else v
+    return cls(**kw)
+
+
+def diff(base, cfg) -> dict[str, Any]:
+    """Fields of `cfg` that differ from `base`."""
+    a, b = to_dict(base), to_dict(cfg)
+    return {k: v for k, v in b.items() if a.get(k) != v}
+
+
+def config_hash(obj: Any, n: int = 8) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:n]

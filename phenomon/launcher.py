@@ -1,0 +1,55 @@
+"""Start runs as separate headless processes: the same `phenomon run` command a user would type."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything `phenomon run` takes, as data."""
+
+    phenomenon: str
+    sets: tuple[str, ...] = ()
+    toggles: tuple[str, ...] = ()
+    preset: str | None = None
+    seed: int | None = None
+    max_steps: int | None = None
+    accelerator: str = "auto"
+    threads: int = 1
+    root: Path | None = None
+    extra: tuple[str, ...] = field(default_factory=tuple)
+
+    def argv(self) -> list[str]:
+        a = [sys.executable, "-m", "phenomon", "run", self.phenomenon]
+        if self.preset:
+            a += ["--preset", self.preset]
+        for s in self.sets:
+            a += ["--set", s]
+        for t in self.toggles:
+            a += ["--toggle", t]
+        if self.seed is not None:
+            a += ["--seed", str(self.seed)]
+        if self.max_steps is not None:
+            a += ["--max-steps", str(self.max_steps)]
+        a += ["--accelerator", self.accelerator, "--threads", str(self.threads)]
+        if self.root is not None:
+            a += ["--runs", str(self.root)]
+        return a + list(self.extra)
+
+
+def launch(spec: RunSpec, log_dir: Path) -> subprocess.Popen:
+    """Start a detached run (its own session: it outlives the caller) with output to a log file."""
+    log_dir = Path(log_dir)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    tag = "-".join([spec.phenomenon, *spec.toggles]) or spec.phenomenon
+    log = open(log_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{tag}.log", "ab")
+    try:
+        return subprocess.Popen(spec.argv(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    finally:
+        log.close()

@@ -1,0 +1,3 @@
+"""Phenomenon modules; importing this package registers every phenomenon (one line each)."""
+
+from phenomon.phenomena import grokking  # noqa: F401

@@ -1,0 +1,133 @@
+"""The phenomenon registry: names are the API; `get(name)` fails with the valid names.
+
+A phenomenon bundles typed default hyperparameters, named presets, toggles (each a diff of the defaults, with what
+the literature expects it to do), how to build and run it, and a criterion that turns frames into a verdict.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import polars as pl
+
+from phenomon.config import UsageError, config_hash, diff, fields_of, parse_overrides, to_dict
+
+
+@dataclass(frozen=True)
+class Toggle:
+    """A named ablation: `changes` applied to the baseline with `dataclasses.replace`."""
+
+    name: str
+    key: str  # the TUI key that flips it
+    changes: dict[str, Any]
+    expect: str  # one line: what the literature says it does
+
+    def apply(self, cfg):
+        return dataclasses.replace(cfg, **self.changes)
+
+    def is_on(self, cfg) -> bool:
+        d = to_dict(cfg)
+        return all(d.get(k) == (list(v) if isinstance(v, tuple) else v) for k, v in self.changes.items())
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the criterion concluded: `effect` is True when the phenomenon showed, None when undecidable."""
+
+    effect: bool | None
+    line: str
+    numbers: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Phenomenon:
+    name: str
+    summary: str
+    config_cls: type
+    toggles: tuple[Toggle, ...]
+    criterion: Callable[[pl.DataFrame, Any], Verdict]  # (wide frame of one run, config) -> verdict
+    execute: Callable[..., None]  # (config, writer, options) -> None; trains and streams rows
+    presets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    headline: tuple[str, ...] = ()  # metric names shown in `ls` and the progress bar
+    notes: str = ""
+
+    def defaults(self):
+        return self.config_cls()
+
+    def toggle(self, name: str) -> Toggle:
+        for t in self.toggles:
+            if t.name == name:
+                return t
+        raise UsageError(f"unknown toggle {name!r} for {self.name}; valid: {', '.join(t.name for t in self.toggles)}")
+
+    def resolve(self, preset: str | None = None, sets: list[str] = (), toggles: list[str] = ()):
+        """Defaults, then a preset, then `--set` overrides, then toggles; validated."""
+        cfg = self.defaults()
+        if preset:
+            if preset not in self.presets:
+                raise UsageError(f"unknown preset {preset!r} for {self.name}; valid: {', '.join(self.presets) or 'none'}")
+            cfg = dataclasses.replace(cfg, **self.presets[preset])
+        overrides = parse_overrides(self.config_cls, list(sets))
+        cfg = dataclasses.replace(cfg, **overrides)
+        for name in toggles:
+            cfg = self.toggle(name).apply(cfg)
+        validate = getattr(cfg, "validate", None)
+        if validate is not None:
+            try:
+                validate()
+            except ValueError as e:
+                raise UsageError(f"{self.name}: {e}") from None
+        return cfg
+
+    def baseline_of(self, cfg):
+        """`cfg` with every toggled field put back to its baseline value: the comparison group's anchor."""
+        base = self.defaults()
+        back = {}
+        for t in self.toggles:
+            for k in t.changes:
+                back[k] = getattr(base, k)
+        return dataclasses.replace(cfg, **back)
+
+    def toggles_on(self, cfg) -> list[str]:
+        return [t.name for t in self.toggles if t.is_on(cfg) and not t.is_on(self.defaults())]
+
+    def group_of(self, cfg) -> str:
+        """Runs that differ only in toggles and seed compare against each other."""
+        anchor = to_dict(self.baseline_of(cfg))
+        anchor.pop("seed", None)
+        return f"{self.name}-{config_hash(anchor, 6)}"
+
+    def keys(self) -> list[str]:
+        return list(fields_of(self.config_cls))
+
+
+_REGISTRY: dict[str, Phenomenon] = {}
+
+
+def register(ph: Phenomenon) -> Phenomenon:
+    _REGISTRY[ph.name] = ph
+    return ph
+
+
+def _load() -> None:
+    # one import per phenomenon module; each calls register()
+    import phenomon.phenomena  # noqa: F401
+
+
+def names() -> list[str]:
+    _load()
+    return sorted(_REGISTRY)
+
+
+def get(name: str) -> Phenomenon:
+    _load()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UsageError(f"unknown phenomenon {name!r}; valid: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def run_config_diff(ph: Phenomenon, cfg) -> dict[str, Any]:
+    return diff(ph.defaults(), cfg)

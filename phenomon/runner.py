@@ -1,0 +1,175 @@
+"""Run one resolved configuration of a phenomenon headless: create the run, train, stream, record how it ended."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import traceback
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from phenomon import store
+from phenomon.config import UsageError, config_hash, to_dict
+from phenomon.registry import Phenomenon
+
+
+@dataclass
+class RunOptions:
+    root: Path = field(default_factory=store.default_root)
+    accelerator: str = "auto"
+    threads: int = 1
+    group: str | None = None
+    stream: TextIO | None = None  # where the progress bar goes (stdout by default)
+    extra_callbacks: list = field(default_factory=list)
+    label: str = ""
+
+
+class Killed(BaseException):
+    """SIGTERM arrived: stop training, flush, mark the run killed."""
+
+
+def quiet_lightning() -> None:
+    """Lightning's banners and advice are noise in a headless run whose data loading is deliberate."""
+    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*IterableDataset.*__len__.*")
+    warnings.filterwarnings("ignore", message=".*val_check_interval.*")
+    warnings.filterwarnings("ignore", message=".*log_every_n_steps.*")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+
+
+def resolve_accelerator(name: str) -> str:
+    if name not in ("auto", "cpu", "gpu"):
+        raise UsageError(f"unknown accelerator {name!r}; valid: auto, cpu, gpu")
+    if name == "gpu":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UsageError("--accelerator gpu: no CUDA device is available here (use auto or cpu)")
+    return name
+
+
+class RunContext:
+    """What a phenomenon's `execute` gets: the writer and a lean way to fit a Lightning module."""
+
+    def __init__(self, ph: Phenomenon, cfg, writer: store.RunWriter | None, opts: RunOptions):
+        self.ph, self.cfg, self.writer, self.opts = ph, cfg, writer, opts
+
+    def trainer(self, max_steps: int, eval_every: int, **kw: Any):
+        import pytorch_lightning as L
+
+        from callbacks.progress import ProgressLine
+        from callbacks.stream import RunStoreLogger
+
+        callbacks = [ProgressLine(self.writer, max_steps, self.ph.headline, stream=self.opts.stream,
+                                  label=self.opts.label)] + list(self.opts.extra_callbacks)
+        logger = RunStoreLogger(writer=self.writer, name=self.ph.name) if self.writer is not None else False
+        return L.Trainer(
+            accelerator=self.opts.accelerator, devices=1, max_steps=max_steps, max_epochs=-1,
+            val_check_interval=eval_every, check_val_every_n_epoch=None, num_sanity_val_steps=0,
+            logger=logger, callbacks=callbacks, enable_progress_bar=False, enable_model_summary=False,
+            enable_checkpointing=False, log_every_n_steps=eval_every, **kw,
+        )
+
+    def fit(self, module, datamodule, max_steps: int, eval_every: int, **kw: Any):
+        trainer = self.trainer(max_steps, eval_every, **kw)
+        trainer.fit(module, datamodule=datamodule)
+        if getattr(trainer, "interrupted", False):
+            raise Killed()
+        return trainer
+
+
+def new_run_id(ph: Phenomenon, cfg, root: Path) -> str:
+    base = f"{ph.name}-{config_hash(to_dict(cfg))}"
+    rid, n = base, 2
+    while (root / rid).exists():
+        rid, n = f"{base}.{n}", n + 1
+    return rid
+
+
+def prepare_root(root: Path) -> Path:
+    root = Path(root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"cannot create runs directory {root}: {e.strerror}") from None
+    if not os.access(root, os.W_OK | os.X_OK):
+        raise UsageError(f"runs directory {root} is not writable")
+    return root
+
+
+def run(ph: Phenomenon, cfg, opts: RunOptions, argv: list[str] | None = None) -> store.RunInfo:
+    """Train `cfg` to the end (or until killed) and return the finished run's info."""
+    import torch
+
+    quiet_lightning()
+    opts.accelerator = resolve_accelerator(opts.accelerator)
+    if opts.threads < 1:
+        raise UsageError(f"--threads must be >= 1, got {opts.threads}")
+    torch.set_num_threads(opts.threads)
+    root = prepare_root(opts.root)
+    rid = new_run_id(ph, cfg, root)
+    manifest = store.new_manifest(
+        rid, ph.name, config=to_dict(cfg), config_hash=config_hash(to_dict(cfg)),
+        toggles=ph.toggles_on(cfg), diff=_jsonable(ph_diff(ph, cfg)), group=opts.group or ph.group_of(cfg),
+        seed=getattr(cfg, "seed", None), argv=argv or [], accelerator=opts.accelerator, threads=opts.threads,
+        progress={"step": 0, "max_steps": getattr(cfg, "max_steps", None)},
+    )
+    writer = store.RunWriter(root / rid, manifest)
+    opts.label = opts.label or rid
+    prev = signal.getsignal(signal.SIGTERM)
+
+    def on_term(signum, frame):  # noqa: ARG001
+        raise Killed()
+
+    signal.signal(signal.SIGTERM, on_term)
+    status, error = "finished", None
+    try:
+        ph.execute(cfg, RunContext(ph, cfg, writer, opts))
+    except (Killed, KeyboardInterrupt):
+        status, error = "killed", "stopped by signal"
+    except SystemExit as e:  # Lightning exits after a graceful interrupt
+        status, error = ("killed", "stopped by signal") if e.code else ("finished", None)
+    except Exception as e:  # noqa: BLE001 - the run's failure is data: record it, then report it
+        status = "failed"
+        error = f"{e.__class__.__name__}: {e}"
+        writer.update(traceback=traceback.format_exc()[-4000:])
+    finally:
+        signal.signal(signal.SIGTERM, prev)
+    verdict = verdict_of(ph, cfg, writer.dir)
+    writer.close(status, error, verdict=verdict.line, verdict_effect=verdict.effect,
+                 verdict_numbers=_jsonable(verdict.numbers))
+    return store.run_info(writer.dir)
+
+
+def ph_diff(ph: Phenomenon, cfg) -> dict:
+    from phenomon.config import diff
+
+    return diff(ph.defaults(), cfg)
+
+
+def verdict_of(ph: Phenomenon, cfg, run_dir: Path):
+    from phenomon.registry import Verdict
+
+    try:
+        return ph.criterion(store.wide(store.read_metrics(run_dir, problems=[])), cfg)
+    except Exception as e:  # noqa: BLE001 - a verdict must never lose a run
+        return Verdict(None, f"verdict unavailable ({e.__class__.__name__}: {e})")
+
+
+def _jsonable(d: dict) -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, float) and v != v:
+            v = None
+        out[k] = list(v) if isinstance(v, tuple) else v
+    return out
+
+
+def print_err(msg: str) -> None:
+    print(f"phenomon: {msg}", file=sys.stderr)

@@ -1,0 +1,1 @@
+"""phenomon test suite."""

@@ -1,0 +1,25 @@
+"""Shared fixtures: a runs directory per test, a tiny grokking configuration, a subprocess runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["--set", "p=23", "--set", "eval_every=10", "--set", "hidden=64", "--set", "d_embed=16"]
+
+
+@pytest.fixture
+def runs(tmp_path) -> Path:
+    return tmp_path / "runs"
+
+
+def phenomon(*args: str, timeout: float = 120, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the CLI as a user does, in a fresh process."""
+    e = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "phenomon", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=REPO, env=e)

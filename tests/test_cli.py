@@ -1,0 +1,100 @@
+"""The command line as a user meets it: help, listings, and one-line errors with exit code 2 for mistakes."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from phenomon import store
+from phenomon.cli import main
+
+from .conftest import TINY, phenomon
+
+
+def test_help_and_phenomena_listing(capsys):
+    assert main(["phenomena"]) == 0
+    out = capsys.readouterr().out
+    assert "grokking" in out and "toggle [w] weight_decay" in out and "no grokking" in out
+    proc = phenomon("--help")
+    assert proc.returncode == 0 and "phenomena" in proc.stdout and "run" in proc.stdout
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "grok"], "unknown phenomenon 'grok'; valid: grokking"),
+    (["run", "grokking", "--toggle", "nope"], "unknown toggle 'nope'"),
+    (["run", "grokking", "--set", "bogus=1"], "unknown key 'bogus'; valid keys:"),
+    (["run", "grokking", "--set", "p=100"], "p must be prime"),
+    (["run", "grokking", "--set", "train_fraction=1.5"], "train_fraction must be in (0, 1)"),
+    (["run", "grokking", "--set", "weight_decay=-0.1"], "weight_decay must be >= 0"),
+    (["run", "grokking", "--max-steps", "0"], "--max-steps must be positive"),
+    (["run", "grokking", "--seed", "x"], "invalid int value"),
+    (["run", "grokking", "--accelerator", "tpu"], "invalid choice"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_usage_errors_are_one_line_exit_2(argv, message, capsys, runs):
+    assert main([*argv, "--runs", str(runs)] if argv[0] == "run" else argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert not runs.exists(), "a rejected command creates nothing"
+
+
+def test_unwritable_runs_directory(tmp_path, capsys, monkeypatch):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    os.chmod(ro, 0o500)
+    if os.access(ro, os.W_OK):  # root writes anywhere: make the check see what a normal user would
+        import phenomon.runner
+
+        monkeypatch.setattr(phenomon.runner.os, "access", lambda path, mode: False)
+    try:
+        assert main(["run", "grokking", *TINY, "--max-steps", "5", "--runs", str(ro)]) == 2
+        assert "not writable" in capsys.readouterr().err
+        assert list(ro.iterdir()) == []
+    finally:
+        os.chmod(ro, 0o700)
+
+
+def test_runs_directory_that_is_a_file(tmp_path, capsys):
+    f = tmp_path / "file"
+    f.write_text("x")
+    assert main(["run", "grokking", *TINY, "--max-steps", "5", "--runs", str(f)]) == 2
+    assert "cannot create runs directory" in capsys.readouterr().err
+
+
+def test_run_ls_show_end_to_end(runs):
+    proc = phenomon("run", "grokking", *TINY, "--max-steps", "40", "--runs", str(runs))
+    assert proc.returncode == 0, proc.stderr
+    assert "finished" in proc.stdout and "verdict:" in proc.stdout
+    assert "Traceback" not in proc.stderr and "GPU available" not in proc.stderr + proc.stdout
+    ls = phenomon("ls", "--runs", str(runs))
+    assert ls.returncode == 0
+    header, row = ls.stdout.splitlines()
+    assert header.split()[:5] == ["ID", "PHENOMENON", "TOGGLES", "STATUS", "PROGRESS"]
+    assert "finished" in row and "40/40" in row and "train/acc=" in row
+    rid = row.split()[0]
+    show = phenomon("show", rid, "--runs", str(runs))
+    assert show.returncode == 0
+    assert "status     finished" in show.stdout and "verdict" in show.stdout and "p=23*" in show.stdout
+
+
+def test_ls_and_show_bad_input(runs, capsys):
+    assert main(["ls", "--runs", str(runs)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    runs.mkdir()
+    assert main(["ls", "--runs", str(runs)]) == 0
+    assert "no runs" in capsys.readouterr().out
+    assert main(["show", "nope", "--runs", str(runs)]) == 2
+    assert "no run 'nope'" in capsys.readouterr().err
+
+
+def test_ls_warns_about_a_corrupt_run_and_lists_the_rest(runs, capsys):
+    w = store.RunWriter(runs / "ok", store.new_manifest("ok", "grokking"), background=False)
+    w.close("finished")
+    (runs / "broken").mkdir()
+    (runs / "broken" / "run.json").write_text("{not json")
+    assert main(["ls", "--runs", str(runs)]) == 0
+    cap = capsys.readouterr()
+    assert "ok" in cap.out and "corrupt run.json" in cap.err
+    assert (runs / "broken" / "run.json").read_text() == "{not json", "nothing is touched"

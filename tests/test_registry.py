@@ -1,0 +1,57 @@
+"""Registry and configuration: names are the API, ablations are diffs, bad values are one-line errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from phenomon import registry
+from phenomon.config import UsageError
+
+
+def test_unknown_phenomenon_lists_valid_names():
+    with pytest.raises(UsageError, match=r"unknown phenomenon 'grok'; valid: .*grokking"):
+        registry.get("grok")
+
+
+def test_unknown_toggle_and_key_list_valid_ones():
+    ph = registry.get("grokking")
+    with pytest.raises(UsageError, match=r"unknown toggle 'wd'.*valid: weight_decay, train_fraction, init_scale"):
+        ph.resolve(toggles=["wd"])
+    with pytest.raises(UsageError, match=r"unknown key 'lrate'; valid keys: model, p, op"):
+        ph.resolve(sets=["lrate=1"])
+    with pytest.raises(UsageError, match=r"unknown preset 'fast'.*valid: transformer, nanda"):
+        ph.resolve(preset="fast")
+
+
+@pytest.mark.parametrize("pair, message", [
+    ("p=91", "p must be prime"),
+    ("p=abc", "expected an integer"),
+    ("p=9.5", "expected an integer"),
+    ("train_fraction=1.0", r"train_fraction must be in \(0, 1\)"),
+    ("train_fraction=0", r"train_fraction must be in \(0, 1\)"),
+    ("weight_decay=-1", "weight_decay must be >= 0"),
+    ("lr=0", "lr must be positive"),
+    ("model=cnn", "not one of: mlp, transformer"),
+    ("op=%", r"not one of: \+, -, \*, /"),
+    ("max_steps=0", "max_steps must be a positive integer"),
+    ("nokey", "expects key=value"),
+])
+def test_bad_values_are_rejected(pair, message):
+    with pytest.raises(UsageError, match=message):
+        registry.get("grokking").resolve(sets=[pair])
+
+
+def test_toggle_is_a_diff_of_the_defaults_and_keeps_the_group():
+    ph = registry.get("grokking")
+    base = ph.resolve()
+    ablated = ph.resolve(toggles=["weight_decay"])
+    assert ablated.weight_decay == 0.0 and base.weight_decay == 1.0
+    assert ph.toggles_on(ablated) == ["weight_decay"] and ph.toggles_on(base) == []
+    assert ph.group_of(base) == ph.group_of(ablated) == ph.group_of(ph.resolve(sets=["seed=3"]))
+    assert ph.group_of(ph.resolve(sets=["p=113"])) != ph.group_of(base)
+
+
+def test_presets_and_typed_overrides():
+    ph = registry.get("grokking")
+    cfg = ph.resolve(preset="nanda", sets=["lr=2e-3", "op=/"])
+    assert (cfg.model, cfg.p, cfg.train_fraction, cfg.lr, cfg.op) == ("transformer", 113, 0.3, 2e-3, "/")
