@@ -52,6 +52,11 @@ class Phenomenon:
     presets: dict[str, dict[str, Any]] = field(default_factory=dict)
     headline: tuple[str, ...] = ()  # metric names shown in `ls` and the progress bar
     notes: str = ""
+    # What the compare panel plots against:
+    #   "step"             metrics over training steps (log x)
+    #   "config:<field>"   one point per run of the group, at its final metrics (e.g. "config:width")
+    #   "metric:<name>"    one point per round, at that round's final metrics (e.g. "metric:weights_remaining")
+    x_axis: str = "step"
 
     def defaults(self):
         return self.config_cls()

@@ -113,6 +113,11 @@ def run(ph: Phenomenon, cfg, opts: RunOptions, argv: list[str] | None = None) ->
         raise UsageError(f"--threads must be >= 1, got {opts.threads}")
     torch.set_num_threads(opts.threads)
     root = prepare_root(opts.root)
+    from pytorch_lightning.utilities import rank_zero_only
+
+    if rank_zero_only.rank != 0:  # under DDP only global rank zero owns the run directory
+        ph.execute(cfg, RunContext(ph, cfg, None, opts))
+        return None
     rid = new_run_id(ph, cfg, root)
     manifest = store.new_manifest(
         rid, ph.name, config=to_dict(cfg), config_hash=config_hash(to_dict(cfg)),

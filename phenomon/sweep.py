@@ -1,0 +1,89 @@
+"""Run several configurations as parallel headless processes and watch them through the store.
+
+The demo, sweeps (one run per width) and multi-seed runs all go through here: at most `max_parallel` children at
+once (the core count by default), each the same `phenomon run` command a user would type, its output in
+`<root>/.logs/`. Progress is read back from the run store, the way the TUI reads it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from phenomon import store
+from phenomon.launcher import RunSpec, launch
+
+
+@dataclass
+class Child:
+    label: str
+    spec: RunSpec
+    proc: object = None  # subprocess.Popen once started
+    info: store.RunInfo | None = None
+
+    def line(self) -> str:
+        if self.proc is None:
+            return f"  {self.label:<24} queued"
+        if self.info is None:
+            return f"  {self.label:<24} {'starting…' if self.proc.poll() is None else 'did not start'}"
+        m = self.info.manifest
+        pr = m.get("progress") or {}
+        s = m.get("summary") or {}
+        shown = "  ".join(f"{k} {v:.3f}" for k, v in list(s.items())[:4] if "/" in k)
+        return f"  {self.label:<24} {self.info.state:<8} step {pr.get('step', 0):>6}/{pr.get('max_steps')}  {shown}"
+
+
+def default_parallel() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+def run_parallel(children: list[Child], root: Path, max_parallel: int | None = None, poll_s: float = 0.5,
+                 out: TextIO | None = None) -> list[Child]:
+    """Start children (at most `max_parallel` at once), draw their progress, return when all have ended."""
+    out = out or sys.stdout
+    max_parallel = max_parallel or default_parallel()
+    tty = out.isatty()
+    drawn, last_plain = 0, 0.0
+    try:
+        while True:
+            running = [c for c in children if c.proc is not None and c.proc.poll() is None]
+            for c in children:
+                if c.proc is None and len(running) < max_parallel:
+                    c.proc = launch(c.spec, root / ".logs")
+                    running.append(c)
+            by_pid = {r.manifest.get("pid"): r for r in store.list_runs(root)}
+            for c in children:
+                if c.proc is not None:
+                    c.info = by_pid.get(c.proc.pid, c.info)
+            done = all(c.proc is not None and c.proc.poll() is not None for c in children)
+            lines = [c.line() for c in children]
+            if tty:
+                if drawn:
+                    out.write(f"\033[{drawn}F")
+                out.write("".join(line + "\033[K\n" for line in lines))
+                out.flush()
+                drawn = len(lines)
+            elif done or time.time() - last_plain >= 10:
+                out.write("\n".join(lines) + "\n")
+                out.flush()
+                last_plain = time.time()
+            if done:
+                break
+            time.sleep(poll_s)
+    except KeyboardInterrupt:
+        for c in children:
+            if c.proc is not None and c.proc.poll() is None:
+                c.proc.send_signal(signal.SIGTERM)
+        for c in children:
+            if c.proc is not None:
+                c.proc.wait(timeout=60)
+        raise
+    by_pid = {r.manifest.get("pid"): r for r in store.list_runs(root)}
+    for c in children:
+        c.info = by_pid.get(c.proc.pid, c.info)
+    return children
