@@ -82,6 +82,7 @@ class GrokkingModule(L.LightningModule):
         super().__init__()
         self.net = net
         self.lr, self.weight_decay, self.betas = lr, weight_decay, tuple(betas)
+        self.num_classes = num_classes
         if init_scale != 1.0:
             with torch.no_grad():
                 for prm in self.net.parameters():

@@ -57,6 +57,7 @@ class Phenomenon:
     #   "config:<field>"   one point per run of the group, at its final metrics (e.g. "config:width")
     #   "metric:<name>"    one point per round, at that round's final metrics (e.g. "metric:weights_remaining")
     x_axis: str = "step"
+    outcome: str = "test/acc"  # the test metric explanations are scored against
 
     def defaults(self):
         return self.config_cls()

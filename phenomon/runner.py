@@ -26,6 +26,7 @@ class RunOptions:
     stream: TextIO | None = None  # where the progress bar goes (stdout by default)
     extra_callbacks: list = field(default_factory=list)
     label: str = ""
+    signals: tuple[str, ...] | None = None  # None: every registered signal that applies; (): none
 
 
 class Killed(BaseException):
@@ -68,6 +69,13 @@ class RunContext:
 
         callbacks = [ProgressLine(self.writer, max_steps, self.ph.headline, stream=self.opts.stream,
                                   label=self.opts.label)] + list(self.opts.extra_callbacks)
+        if self.opts.signals != ():
+            from callbacks import signals as S
+            from callbacks.signal_callback import SignalCallback
+
+            names = S.DEFAULT if self.opts.signals is None else self.opts.signals
+            callbacks.append(SignalCallback(names, phenomenon=self.ph.name, every={"cheap": eval_every},
+                                            seed=getattr(self.cfg, "seed", 0)))
         logger = RunStoreLogger(writer=self.writer, name=self.ph.name) if self.writer is not None else False
         return L.Trainer(
             accelerator=self.opts.accelerator, devices=1, max_steps=max_steps, max_epochs=-1,
@@ -82,6 +90,16 @@ class RunContext:
         if getattr(trainer, "interrupted", False):
             raise Killed()
         return trainer
+
+
+def check_signals(names) -> None:
+    if not names:
+        return
+    from callbacks import signals as S
+
+    unknown = [n for n in names if n not in S.SIGNALS]
+    if unknown:
+        raise UsageError(f"unknown signal(s) {', '.join(unknown)}; valid: {', '.join(sorted(S.SIGNALS))}")
 
 
 def new_run_id(ph: Phenomenon, cfg, root: Path) -> str:
@@ -111,6 +129,7 @@ def run(ph: Phenomenon, cfg, opts: RunOptions, argv: list[str] | None = None) ->
     opts.accelerator = resolve_accelerator(opts.accelerator)
     if opts.threads < 1:
         raise UsageError(f"--threads must be >= 1, got {opts.threads}")
+    check_signals(opts.signals)
     torch.set_num_threads(opts.threads)
     root = prepare_root(opts.root)
     from pytorch_lightning.utilities import rank_zero_only
@@ -123,6 +142,7 @@ def run(ph: Phenomenon, cfg, opts: RunOptions, argv: list[str] | None = None) ->
         rid, ph.name, config=to_dict(cfg), config_hash=config_hash(to_dict(cfg)),
         toggles=ph.toggles_on(cfg), diff=_jsonable(ph_diff(ph, cfg)), group=opts.group or ph.group_of(cfg),
         seed=getattr(cfg, "seed", None), argv=argv or [], accelerator=opts.accelerator, threads=opts.threads,
+        signals=list(opts.signals) if opts.signals is not None else "default",
         progress={"step": 0, "max_steps": getattr(cfg, "max_steps", None)},
     )
     writer = store.RunWriter(root / rid, manifest)
