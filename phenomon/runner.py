@@ -61,14 +61,14 @@ class RunContext:
     def __init__(self, ph: Phenomenon, cfg, writer: store.RunWriter | None, opts: RunOptions):
         self.ph, self.cfg, self.writer, self.opts = ph, cfg, writer, opts
 
-    def trainer(self, max_steps: int, eval_every: int, **kw: Any):
+    def trainer(self, max_steps: int, eval_every: int, callbacks: tuple = (), **kw: Any):
         import pytorch_lightning as L
 
         from callbacks.progress import ProgressLine
         from callbacks.stream import RunStoreLogger
 
         callbacks = [ProgressLine(self.writer, max_steps, self.ph.headline, stream=self.opts.stream,
-                                  label=self.opts.label)] + list(self.opts.extra_callbacks)
+                                  label=self.opts.label)] + list(self.opts.extra_callbacks) + list(callbacks)
         if self.opts.signals != ():
             from callbacks import signals as S
             from callbacks.signal_callback import SignalCallback
@@ -84,8 +84,8 @@ class RunContext:
             enable_checkpointing=False, log_every_n_steps=eval_every, **kw,
         )
 
-    def fit(self, module, datamodule, max_steps: int, eval_every: int, **kw: Any):
-        trainer = self.trainer(max_steps, eval_every, **kw)
+    def fit(self, module, datamodule, max_steps: int, eval_every: int, callbacks: tuple = (), **kw: Any):
+        trainer = self.trainer(max_steps, eval_every, callbacks=callbacks, **kw)
         trainer.fit(module, datamodule=datamodule)
         if getattr(trainer, "interrupted", False):
             raise Killed()
