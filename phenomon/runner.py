@@ -166,6 +166,7 @@ def run(ph: Phenomenon, cfg, opts: RunOptions, argv: list[str] | None = None) ->
         writer.update(traceback=traceback.format_exc()[-4000:])
     finally:
         signal.signal(signal.SIGTERM, prev)
+    writer.flush()  # the verdict reads the store: the last second's rows must be in it
     verdict = verdict_of(ph, cfg, writer.dir)
     writer.close(status, error, verdict=verdict.line, verdict_effect=verdict.effect,
                  verdict_numbers=_jsonable(verdict.numbers))
