@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from phenomon import __version__, store
+from phenomon import __version__, experiment, store
 from phenomon.config import UsageError
 
 
@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--runs")
     d.add_argument("--max-steps", type=int)
     d.add_argument("--accelerator", default="auto", choices=("auto", "cpu", "gpu"))
+    experiment.add_parser(sub)
     return p
 
 
@@ -170,7 +171,7 @@ def cmd_show(args, argv) -> int:
     if summ:
         print("final      " + "  ".join(f"{k}={v:.4g}" for k, v in sorted(summ.items())))
     problems: list[str] = []
-    verdict = m.get("verdict")
+    verdict, ph = m.get("verdict"), None
     try:
         ph = registry.get(m.get("phenomenon", ""))
         from phenomon.config import from_dict
@@ -183,6 +184,9 @@ def cmd_show(args, argv) -> int:
     for p in problems:
         print(f"phenomon: warning: {p}", file=sys.stderr)
     print(f"verdict    {verdict or '-'}")
+    gv = experiment.group_verdict(ph, _root(args), info.group) if ph is not None else None
+    if gv is not None:
+        print(f"group      {gv.line}")
     return 0
 
 
@@ -193,6 +197,7 @@ def cmd_demo(args, argv) -> int:
 
 
 COMMANDS = {"phenomena": cmd_phenomena, "run": cmd_run, "ls": cmd_ls, "show": cmd_show, "demo": cmd_demo}
+COMMANDS.update(experiment=experiment.cmd_experiment)
 
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(main())

@@ -57,6 +57,12 @@ class Phenomenon:
     #   "config:<field>"   one point per run of the group, at its final metrics (e.g. "config:width")
     #   "metric:<name>"    one point per round, at that round's final metrics (e.g. "metric:weights_remaining")
     x_axis: str = "step"
+    # Several runs judged together (`phenomon experiment NAME`, `show`): the default experiment's variants as
+    # label -> toggles, run for each of `seeds`, and a criterion over the group's runs
+    # ((wide rows of all of them with `run`, `toggles` (sorted, comma-joined) and `seed` columns, config) -> verdict).
+    experiment: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    group_criterion: Callable[[pl.DataFrame, Any], Verdict] | None = None
     outcome: str = "test/acc"  # the test metric explanations are scored against
 
     def defaults(self):

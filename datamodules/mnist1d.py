@@ -1,0 +1,158 @@
+"""MNIST-1D (Greydanus & Kobak) generated offline, cached by its arguments, served as in-memory tensors.
+
+Nothing is downloaded: `mnist1d.data.get_dataset()` would try the network, so the data come from
+`make_dataset(args)`, which reseeds Python's `random` and NumPy's global RNG; that state is saved and restored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pytorch_lightning as L
+import torch
+from torch.utils.data import DataLoader, IterableDataset
+
+NUM_CLASSES = 10
+SEQ_LEN = 40
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("PHENOMON_CACHE", Path.home() / ".cache" / "phenomon")) / "mnist1d"
+
+
+def generate(num_samples: int, seed: int = 42, **overrides) -> tuple[np.ndarray, np.ndarray]:
+    """`num_samples` examples (x: (n, 40) float32, y: (n,) int64) in mnist1d's own order; cached on disk.
+
+    The count is rounded down to a multiple of 10 by mnist1d (equal samples per class).
+    """
+    from mnist1d.data import get_dataset_args
+
+    args = get_dataset_args()
+    args.num_samples, args.seed, args.train_split = int(num_samples), int(seed), 1.0
+    for k, v in overrides.items():
+        if not hasattr(args, k):
+            raise ValueError(f"unknown mnist1d argument {k!r}")
+        setattr(args, k, v)
+    key = {k: v for k, v in sorted(vars(args).items()) if k != "url"}
+    path = cache_dir() / f"{hashlib.sha256(json.dumps(key, default=str).encode()).hexdigest()[:16]}.npz"
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return z["x"], z["y"]
+    except (OSError, ValueError, KeyError):
+        pass  # absent or torn: regenerate
+    x, y = _make(args)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.stem}-{os.getpid()}.tmp.npz")
+        np.savez(tmp, x=x, y=y)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only home only costs regeneration time
+    return x, y
+
+
+def _make(args) -> tuple[np.ndarray, np.ndarray]:
+    from mnist1d.data import make_dataset
+
+    py_state, np_state = random.getstate(), np.random.get_state()
+    try:
+        d = make_dataset(args)  # reseeds both global RNGs
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+    return np.asarray(d["x"], dtype=np.float32), np.asarray(d["y"], dtype=np.int64)
+
+
+def symmetric_label_noise(y: torch.Tensor, rate: float, seed: int,
+                          num_classes: int = NUM_CLASSES) -> tuple[torch.Tensor, torch.Tensor]:
+    """Replace each label with probability `rate` by a uniform random class (possibly the same one).
+
+    Returns the noisy labels and the indices that were replaced.
+    """
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"label noise must be in [0, 1), got {rate}")
+    g = torch.Generator().manual_seed(seed)
+    hit = torch.rand(len(y), generator=g) < rate
+    idx = hit.nonzero().flatten()
+    noisy = y.clone()
+    noisy[idx] = torch.randint(num_classes, (len(idx),), generator=g)
+    return noisy, idx
+
+
+class ShuffledBatches(IterableDataset):
+    """Endless shuffled minibatches by index slicing (no per-sample collation); `None` batch size = full batch."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int | None, seed: int):
+        self.x, self.y, self.batch_size = x, y, batch_size
+        self.g = torch.Generator().manual_seed(seed)
+
+    def __iter__(self) -> Iterator:
+        n = len(self.y)
+        if self.batch_size is None or self.batch_size >= n:
+            while True:
+                yield self.x, self.y
+        while True:
+            perm = torch.randperm(n, generator=self.g).to(self.x.device)
+            for i in range(0, n - self.batch_size + 1, self.batch_size):  # drop the ragged tail
+                idx = perm[i:i + self.batch_size]
+                yield self.x[idx], self.y[idx]
+
+
+class MNIST1DDataModule(L.LightningDataModule):
+    """Train and test splits of one generated MNIST-1D set (and an optional validation split from the train side).
+
+    `label_noise` corrupts train labels only; `noisy_idx` records which and `y_train_clean` keeps the originals.
+    Evaluation is one batch per split: the whole split.
+    """
+
+    def __init__(self, train_size: int = 4000, test_size: int = 1000, val_size: int = 0, batch_size: int | None = 100,
+                 seed: int = 0, data_seed: int = 42, label_noise: float = 0.0, standardize: bool = True):
+        super().__init__()
+        for k, v in (("train_size", train_size), ("test_size", test_size)):
+            if v < 1:
+                raise ValueError(f"{k} must be positive, got {v}")
+        if val_size < 0:
+            raise ValueError(f"val_size must be >= 0, got {val_size}")
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"batch_size must be positive (or None for full batch), got {batch_size}")
+        self.batch_size, self.seed = batch_size, seed
+        n = train_size + val_size + test_size
+        x, y = generate(-(-n // NUM_CLASSES) * NUM_CLASSES, seed=data_seed)  # round up to whole classes
+        x, y = torch.from_numpy(x), torch.from_numpy(y)
+        tr, va = slice(0, train_size), slice(train_size, train_size + val_size)
+        te = slice(train_size + val_size, n)
+        if standardize:  # one scalar from the train split: keeps the signal's shape
+            mu, sd = x[tr].mean(), x[tr].std()
+            x = (x - mu) / sd
+        self.y_train_clean = y[tr].clone()
+        y_train, self.noisy_idx = symmetric_label_noise(y[tr], label_noise, seed=data_seed + 1)
+        self.train = (x[tr], y_train)
+        self.val = (x[va], y[va]) if val_size else None
+        self.test = (x[te], y[te])
+
+    num_classes = NUM_CLASSES
+
+    @property
+    def steps_per_epoch(self) -> int:
+        n = len(self.train[1])
+        return 1 if self.batch_size is None or self.batch_size >= n else n // self.batch_size
+
+    def to(self, device) -> "MNIST1DDataModule":
+        self.train = tuple(t.to(device) for t in self.train)
+        self.test = tuple(t.to(device) for t in self.test)
+        if self.val is not None:
+            self.val = tuple(t.to(device) for t in self.val)
+        return self
+
+    def train_dataloader(self):
+        return DataLoader(ShuffledBatches(*self.train, self.batch_size, self.seed), batch_size=None)
+
+    def val_dataloader(self):
+        splits = [self.train, self.test] + ([self.val] if self.val is not None else [])
+        return [DataLoader([s], batch_size=None) for s in splits]

@@ -1,0 +1,110 @@
+"""A phenomenon's experiment: its variants × seeds as parallel headless runs, judged together as one group.
+
+Some findings live only across runs (a lottery ticket is a ticket next to its reinit and random-mask controls,
+averaged over seeds). A phenomenon that declares `experiment` and `group_criterion` gets `phenomon experiment NAME`,
+and `phenomon show` states the group verdict beside the run's own.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import polars as pl
+
+from phenomon import store
+from phenomon.config import UsageError, from_dict
+from phenomon.registry import Phenomenon, Verdict
+
+
+def _toggles_key(r: store.RunInfo) -> str:
+    return ",".join(sorted(r.manifest.get("toggles") or []))
+
+
+def group_frame(runs: list[store.RunInfo], problems: list[str] | None = None) -> pl.DataFrame:
+    """Wide rows of `runs` with `run`, `toggles` and `seed` columns; the latest run per (toggles, seed) only."""
+    latest: dict[tuple[str, object], store.RunInfo] = {}
+    for r in sorted(runs, key=lambda r: (r.manifest.get("started") or 0, r.id)):
+        latest[(_toggles_key(r), r.manifest.get("seed"))] = r
+    frames = [store.wide(store.read_metrics(r.dir, problems=problems)).with_columns(
+        pl.lit(r.id).alias("run"), pl.lit(_toggles_key(r)).alias("toggles"),
+        pl.lit(r.manifest.get("seed"), pl.Int64).alias("seed")) for r in latest.values()]
+    return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
+
+
+def group_verdict(ph: Phenomenon, root: Path, group: str, problems: list[str] | None = None) -> Verdict | None:
+    """The group criterion over the group's finished runs (None when the phenomenon has none)."""
+    if ph.group_criterion is None:
+        return None
+    runs = [r for r in store.list_runs(root) if r.group == group and r.phenomenon == ph.name
+            and r.state == "finished"]
+    if not runs:
+        return Verdict(None, "no finished runs in the group yet")
+    cfg = ph.baseline_of(from_dict(ph.config_cls, runs[-1].manifest.get("config") or {}))
+    try:
+        return ph.group_criterion(group_frame(runs, problems), cfg)
+    except Exception as e:  # noqa: BLE001 - a verdict must never take the command down
+        return Verdict(None, f"group verdict unavailable ({e.__class__.__name__}: {e})")
+
+
+def add_parser(sub) -> None:
+    e = sub.add_parser("experiment", help="a phenomenon's variants × seeds in parallel processes, judged together")
+    e.add_argument("phenomenon")
+    e.add_argument("--variants", help="comma-separated subset of the experiment's variants (default: all)")
+    e.add_argument("--seeds", help="comma-separated seeds (default: the phenomenon's, usually 0,1,2)")
+    e.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every run")
+    e.add_argument("--preset")
+    e.add_argument("--parallel", type=int, help="runs at once (default: the core count)")
+    e.add_argument("--accelerator", default="auto", choices=("auto", "cpu", "gpu"))
+    e.add_argument("--threads", type=int, default=1)
+    e.add_argument("--runs")
+
+
+def cmd_experiment(args, argv) -> int:
+    from phenomon import registry
+    from phenomon.launcher import RunSpec
+    from phenomon.runner import prepare_root
+    from phenomon.sweep import Child, run_parallel
+
+    ph = registry.get(args.phenomenon)
+    if not ph.experiment:
+        with_exp = [n for n in registry.names() if registry.get(n).experiment]
+        raise UsageError(f"{ph.name} has no experiment; phenomena with one: {', '.join(with_exp) or 'none'}")
+    labels = [v.strip() for v in args.variants.split(",")] if args.variants else list(ph.experiment)
+    for v in labels:
+        if v not in ph.experiment:
+            raise UsageError(f"unknown variant {v!r} for {ph.name}; valid: {', '.join(ph.experiment)}")
+    try:
+        seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else list(ph.seeds)
+    except ValueError:
+        raise UsageError(f"--seeds expects comma-separated integers, got {args.seeds!r}") from None
+    if args.parallel is not None and args.parallel < 1:
+        raise UsageError(f"--parallel must be >= 1, got {args.parallel}")
+    # resolve every run here: a mistake stops the whole experiment before anything starts
+    cfgs = [(v, s, ph.resolve(args.preset, [*args.set, f"seed={s}"], list(ph.experiment[v])))
+            for v in labels for s in seeds]
+    group = ph.group_of(cfgs[0][2])
+    root = prepare_root(Path(args.runs) if args.runs else store.default_root())
+    children = [Child(f"{v} seed {s}", RunSpec(ph.name, sets=tuple(args.set), toggles=ph.experiment[v],
+                                               preset=args.preset, seed=s, accelerator=args.accelerator,
+                                               threads=args.threads, root=root))
+                for v, s, _ in cfgs]
+    print(f"phenomon experiment — {ph.name}: {', '.join(labels)} × seeds {', '.join(map(str, seeds))} "
+          f"(group {group})")
+    t0 = time.time()
+    try:
+        run_parallel(children, root, max_parallel=args.parallel)
+    except KeyboardInterrupt:
+        print("\nphenomon experiment: stopped every run (their rows so far are kept)")
+        return 130
+    ok = True
+    for c in children:
+        if c.info is None:
+            print(f"  {c.label}: did not start (see {root / '.logs'})")
+            ok = False
+            continue
+        ok &= c.info.state == "finished"
+        print(f"  {c.label:<24} {c.info.id}: {c.info.manifest.get('verdict') or c.info.manifest.get('error')}")
+    v = group_verdict(ph, root, group)
+    print(f"group {group} ({time.time() - t0:.0f} s): {v.line if v else '-'}")
+    return 0 if ok else 1
