@@ -201,3 +201,89 @@ COMMANDS.update(experiment=experiment.cmd_experiment)
 
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(main())
+
+
+MAIN_SIGNALS = ("signal/weight_norm", "signal/magnitude/mean_abs", "signal/prime_count", "signal/prime_count/scaled10",
+                "signal/fourier_sparsity", "signal/effective_rank", "signal/sharpness", "signal/grad_norm",
+                "signal/grad_norm/snr", "signal/softmax_collapse", "signal/margin", "signal/sparsity",
+                "signal/effective_parameters")
+
+
+def cmd_score(args, argv) -> int:
+    import polars as pl
+
+    from phenomon import registry, scorecard
+
+    root = _root(args)
+    if not root.exists():
+        raise UsageError(f"runs directory {root} does not exist")
+    problems: list[str] = []
+    table = scorecard.scorecard(root, problems)
+    for p in problems:
+        print(f"phenomon: warning: {p}", file=sys.stderr)
+    if args.phenomenon:
+        registry.get(args.phenomenon)
+        table = table.filter(pl.col("phenomenon") == args.phenomenon) if table.height else table
+    if table.height and not args.all:
+        table = table.filter(pl.col("signal").is_in(MAIN_SIGNALS))
+    if table.height and table["phenomenon"].n_unique() == 2:  # one phenomenon: its rows are the overall rows
+        table = table.filter(pl.col("phenomenon") != "(all)")
+    if table.height == 0:
+        print(f"no scored runs in {root} (runs need an outcome metric and signals)")
+        return 0
+    f = lambda v, fmt="{:+.2f}": "–" if v is None or v != v else fmt.format(v)  # noqa: E731
+    rows = [("SIGNAL", "PHENOMENON", "TRACK ρ", "LEAD", "PARTIAL|NORM", "GENERAL", "INTERV", "NULLS", "VERDICT")]
+    for r in table.iter_rows(named=True):
+        rows.append((r["signal"].removeprefix("signal/"), r["phenomenon"], f(r["tracking"]), f(r["lead"]),
+                     f(r["partial"]), r["generality"], f(r["intervention"], "{:.2f}"), str(r["nulls"]), r["verdict"]))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    print(f"tracking: median Spearman ρ with the outcome over units where it moved; lead: outcome change point minus "
+          f"the signal's, as a fraction of the run (> 0: the signal moves first); partial: ρ given the weight norm "
+          f"(|·| < {scorecard.ADDS_NOTHING}: adds nothing); general: conditions where |ρ| ≥ {scorecard.TRACKS}; "
+          f"interv: toggles that changed the outcome and the signal as predicted; nulls: non-finite values excluded")
+    return 0
+
+
+def cmd_report(args, argv) -> int:
+    from phenomon.report import write_report
+
+    paths = write_report(_root(args), args.group, Path(args.out))
+    for p in paths:
+        print(p)
+    return 0
+
+
+def cmd_hypothesis(args, argv) -> int:
+    from phenomon import hypotheses as H
+
+    root = _root(args)
+    if args.hcmd is None:
+        raise UsageError("hypothesis needs a subcommand: add, list, check, withdraw")
+    if args.hcmd == "add":
+        h = H.add(root, args.text, args.signal, args.phenomenon, args.expect, args.threshold)
+        print(f"registered {h.id}: {h.text!r} ({h.signal} {h.expect} {h.threshold} on {h.phenomenon})")
+        return 0
+    if args.hcmd == "withdraw":
+        H.withdraw(root, args.id)
+        print(f"withdrew {args.id}")
+        return 0
+    problems: list[str] = []
+    hs = H.load(root, problems)
+    for p in problems:
+        print(f"phenomon: warning: {p}", file=sys.stderr)
+    if not hs:
+        print(f"no hypotheses registered in {root}")
+        return 0
+    for h in hs:
+        head = f"{h.id}  {h.text!r}  [{h.signal} {h.expect} {h.threshold:g} on {h.phenomenon}]"
+        if args.hcmd == "list":
+            print(head)
+            continue
+        status, why = H.check(root, h)
+        print(f"{status.upper():<16} {head}: {why}")
+    return 0
+
+
+COMMANDS.update(score=cmd_score, report=cmd_report, hypothesis=cmd_hypothesis)

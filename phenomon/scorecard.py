@@ -143,17 +143,27 @@ def _spearman(a: str, b: str) -> pl.Expr:
     return pl.corr(pl.col(a).rank(), pl.col(b).rank())
 
 
-def change_point(value: str = "value") -> pl.Expr:
-    """x at the largest mean shift of `value` along x (CUSUM), for use in a group_by over sorted points."""
+def _cusum(value: str):
     v = pl.col(value)
     n = v.count()
     k = pl.int_range(1, pl.len() + 1)
     s_k = v.cum_sum()
-    left = s_k / k
-    right = (v.sum() - s_k) / (n - k)
-    stat = ((k * (n - k) / n).sqrt() * (left - right).abs()).fill_nan(None)
+    shift = (s_k / k - (v.sum() - s_k) / (n - k)).abs()
+    stat = ((k * (n - k) / n).sqrt() * shift).fill_nan(None)
+    return stat.arg_max().fill_null(0), shift
+
+
+def change_point(value: str = "value") -> pl.Expr:
+    """x at the largest mean shift of `value` along x (CUSUM), for use in a group_by over sorted points."""
+    at, _ = _cusum(value)
     # the change happens between point k and k+1: report the x of the first point after the shift
-    return pl.col("x").shift(-1).get(stat.arg_max().fill_null(0)).alias("cp")
+    return pl.col("x").shift(-1).get(at).alias("cp")
+
+
+def shift_size(value: str = "value") -> pl.Expr:
+    """|mean after − mean before| at the change point: how big the change is, in the value's units."""
+    at, shift = _cusum(value)
+    return shift.get(at).alias("shift")
 
 
 def per_unit(pts: pl.DataFrame) -> pl.DataFrame:
@@ -169,6 +179,7 @@ def per_unit(pts: pl.DataFrame) -> pl.DataFrame:
         _spearman("outcome", "norm").alias("r_on"),
         change_point("value").alias("cp_signal"),
         change_point("outcome").alias("cp_outcome"),
+        shift_size("outcome").alias("outcome_shift"),
         (pl.col("x").max() - pl.col("x").min()).alias("span"),
         pl.col("value").first().alias("first"),
         pl.col("value").last().alias("last"),
@@ -178,7 +189,10 @@ def per_unit(pts: pl.DataFrame) -> pl.DataFrame:
                / ((1 - pl.col("r_sn") ** 2) * (1 - pl.col("r_on") ** 2)).sqrt())
     return stats.with_columns(
         rho=pl.col("rho").fill_nan(None),
-        lead=((pl.col("cp_outcome") - pl.col("cp_signal")) / pl.col("span")).fill_nan(None),
+        # a lead needs an outcome transition to lead: none when the outcome barely moved
+        lead=pl.when((pl.col("outcome_shift") >= OUTCOME_CHANGED) & pl.col("rho").is_not_nan()
+                     & pl.col("rho").is_not_null())
+        .then((pl.col("cp_outcome") - pl.col("cp_signal")) / pl.col("span")).fill_nan(None),
         # a monotone function of the norm has the norm's ranks: it adds nothing by definition (the formula is 0/0)
         partial=pl.when(pl.col("signal") == BASELINE).then(None)
         .when(pl.col("r_sn").abs() > 0.999).then(0.0).otherwise(partial.fill_nan(None)),
@@ -204,16 +218,19 @@ def intervention(units: pl.DataFrame) -> pl.DataFrame:
 
 def aggregate(units: pl.DataFrame) -> pl.DataFrame:
     """Signal × phenomenon rows plus an `(all)` row per signal."""
+    # tracking is judged where the outcome moves; where it stays flat, the intervention column speaks
+    moved = pl.col("outcome_shift") >= OUTCOME_CHANGED
     cond = pl.format("{}:{}", "phenomenon", "toggles")
     agg = [
         pl.len().alias("units"),
-        pl.col("rho").median().alias("tracking"),
+        moved.sum().alias("units_moving"),
+        pl.col("rho").filter(moved).median().alias("tracking"),
         pl.col("lead").median().alias("lead"),
-        (pl.col("lead") > 0).mean().alias("leads_frac"),
-        pl.col("partial").median().alias("partial"),
+        (pl.col("lead") > 0).filter(pl.col("lead").is_not_null()).mean().alias("leads_frac"),
+        pl.col("partial").filter(moved).median().alias("partial"),
         pl.col("n_null").sum().alias("nulls"),
-        cond.filter(pl.col("rho").abs() >= TRACKS).n_unique().alias("cond_tracking"),
-        cond.n_unique().alias("conditions"),
+        cond.filter(moved & (pl.col("rho").abs() >= TRACKS)).n_unique().alias("cond_tracking"),
+        cond.filter(moved).n_unique().alias("conditions"),
     ]
     per_ph = units.group_by("signal", "phenomenon").agg(agg)
     overall = units.group_by("signal").agg(agg).with_columns(phenomenon=pl.lit("(all)"))

@@ -1,0 +1,154 @@
+"""`phenomon report`: the figures a user would put in a paper, and a Markdown summary with the numbers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from phenomon import scorecard, store
+from phenomon.config import UsageError
+
+SHOWN_SIGNALS = ("signal/weight_norm", "signal/prime_count", "signal/prime_count/scaled10", "signal/magnitude/mean_abs",
+                 "signal/fourier_sparsity", "signal/effective_rank", "signal/sharpness", "signal/margin",
+                 "signal/softmax_collapse", "signal/grad_norm/snr", "signal/sparsity")
+
+
+def _label(r: store.RunInfo) -> str:
+    return ",".join(r.manifest.get("toggles") or []) or "baseline"
+
+
+def _mean_band(frames: list[pl.DataFrame], col: str) -> pl.DataFrame:
+    df = pl.concat([f.select("step", col) for f in frames if col in f.columns])
+    return df.group_by("step").agg(pl.col(col).mean().alias("mean"), pl.col(col).min().alias("lo"),
+                                   pl.col(col).max().alias("hi")).sort("step")
+
+
+def write_report(root: Path, group: str | None, out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = store.list_runs(root)
+    if group:
+        runs = [r for r in runs if r.group == group or r.id == group]
+        if not runs:
+            groups = sorted({r.group for r in store.list_runs(root)})
+            raise UsageError(f"no runs in group {group!r}; groups: {', '.join(groups) or 'none'}")
+    if not runs:
+        raise UsageError(f"no runs in {root}")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"cannot create {out}: {e.strerror}") from None
+    problems: list[str] = []
+    frames = {r.id: store.wide(store.read_metrics(r.dir, problems=problems)) for r in runs}
+    by_label: dict[tuple[str, str], list[pl.DataFrame]] = {}
+    for r in runs:
+        by_label.setdefault((r.phenomenon, _label(r)), []).append(frames[r.id])
+    written = []
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+
+    # 1. the phenomenon curves, toggles overlaid, seeds as mean and band
+    for ph in sorted({r.phenomenon for r in runs}):
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+        for i, ((p, label), fs) in enumerate(sorted(by_label.items())):
+            if p != ph:
+                continue
+            for ax, split in zip(axes, ("acc", "loss")):
+                for stage, ls in (("train", "--"), ("test", "-")):
+                    col = f"{stage}/{split}"
+                    if not any(col in f.columns for f in fs):
+                        continue
+                    b = _mean_band(fs, col).filter(pl.col("step") > 0)
+                    ax.plot(b["step"], b["mean"], ls, color=colors[i % len(colors)], label=f"{label} {stage}")
+                    if len(fs) > 1:
+                        ax.fill_between(b["step"], b["lo"], b["hi"], color=colors[i % len(colors)], alpha=0.2)
+        for ax, split in zip(axes, ("accuracy", "loss")):
+            ax.set_xscale("log")
+            ax.set_xlabel("optimiser step")
+            ax.set_ylabel(split)
+            if ax.has_data():
+                ax.legend(fontsize=7)
+        if axes[1].has_data():
+            axes[1].set_yscale("log")
+        fig.suptitle(f"{ph}: toggles overlaid ({len([r for r in runs if r.phenomenon == ph])} runs)")
+        fig.tight_layout()
+        p = out / f"{ph}_curves.png"
+        fig.savefig(p, dpi=120)
+        plt.close(fig)
+        written.append(p)
+
+        # 2. signals on the same x axis, each scaled to [0, 1], the outcome in black
+        shown = [s for s in SHOWN_SIGNALS if any(s in f.columns for f in frames.values())]
+        if shown:
+            ncol = 3
+            nrow = -(-len(shown) // ncol)
+            fig, axes = plt.subplots(nrow, ncol, figsize=(12, 2.6 * nrow), squeeze=False)
+            for ax, s in zip(axes.flat, shown):
+                for i, ((p_, label), fs) in enumerate(sorted(by_label.items())):
+                    if p_ != ph:
+                        continue
+                    for f in fs:
+                        if s not in f.columns:
+                            continue
+                        g = f.select("step", s).drop_nulls().filter(pl.col("step") > 0)
+                        ax.plot(g["step"], g[s], color=colors[i % len(colors)], lw=1, label=label)
+                ax.set_title(s.removeprefix("signal/"), fontsize=9)
+                ax.set_xscale("log")
+            for ax in list(axes.flat)[len(shown):]:
+                ax.axis("off")
+            handles, labels = axes.flat[0].get_legend_handles_labels()
+            uniq = dict(zip(labels, handles))
+            fig.legend(uniq.values(), uniq.keys(), loc="upper right", fontsize=7)
+            fig.suptitle(f"{ph}: explanation signals over training")
+            fig.tight_layout()
+            p = out / f"{ph}_signals.png"
+            fig.savefig(p, dpi=110)
+            plt.close(fig)
+            written.append(p)
+
+    # 3. the scorecard heat map
+    table = scorecard.aggregate(scorecard.per_unit(scorecard.series(runs, problems))) if runs else pl.DataFrame()
+    md = [f"# phenomon report{f' — {group}' if group else ''}", "", "## Runs", "",
+          "| run | phenomenon | toggles | seed | status | verdict |", "|---|---|---|---|---|---|"]
+    for r in runs:
+        m = r.manifest
+        md.append(f"| {r.id} | {r.phenomenon} | {_label(r)} | {m.get('seed')} | {r.state} | {m.get('verdict') or ''} |")
+    if table.height:
+        t = table.filter(pl.col("phenomenon") == "(all)") if table["phenomenon"].n_unique() > 2 else \
+            table.filter(pl.col("phenomenon") != "(all)")
+        cols = ["tracking", "lead", "partial", "intervention"]
+        mat = t.select(cols).to_numpy().astype(float)
+        fig, ax = plt.subplots(figsize=(7, 0.4 * t.height + 1.5))
+        im = ax.imshow(mat, cmap="RdBu", vmin=-1, vmax=1, aspect="auto")
+        ax.set_xticks(range(len(cols)), ["tracking ρ", "lead", "partial ρ | norm", "intervention"])
+        ax.set_yticks(range(t.height), [s.removeprefix("signal/") for s in t["signal"]], fontsize=8)
+        for (i, j), v in __import__("numpy").ndenumerate(mat):
+            ax.text(j, i, "" if v != v else f"{v:.2f}", ha="center", va="center", fontsize=7)
+        fig.colorbar(im, ax=ax, fraction=0.04)
+        ax.set_title("scorecard: which explanations are worth anything")
+        fig.tight_layout()
+        p = out / "scorecard.png"
+        fig.savefig(p, dpi=120)
+        plt.close(fig)
+        written.append(p)
+        md += ["", "## Scorecard", "", scorecard_markdown(t)]
+    md += ["", "## Figures", ""] + [f"![{p.stem}]({p.name})" for p in written]
+    if problems:
+        md += ["", "## Problems met while reading", ""] + [f"- {p}" for p in problems]
+    p = out / "report.md"
+    p.write_text("\n".join(md) + "\n")
+    return [*written, p]
+
+
+def scorecard_markdown(t: pl.DataFrame) -> str:
+    f = lambda v, fmt="{:+.2f}": "–" if v is None or v != v else fmt.format(v)  # noqa: E731
+    lines = ["| signal | phenomenon | tracking ρ | lead | partial ρ given norm | generality | intervention | nulls | verdict |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in t.iter_rows(named=True):
+        lines.append(f"| {r['signal'].removeprefix('signal/')} | {r['phenomenon']} | {f(r['tracking'])} | "
+                     f"{f(r['lead'])} | {f(r['partial'])} | {r['generality']} | {f(r['intervention'], '{:.2f}')} | "
+                     f"{r['nulls']} | {r['verdict']} |")
+    return "\n".join(lines)

@@ -1,0 +1,96 @@
+"""`phenomon score`, `report` and `hypothesis` as a user meets them, on planted runs."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from phenomon import hypotheses as H
+from phenomon.cli import main
+
+from .test_scorecard import _write
+
+
+@pytest.fixture
+def planted(runs):
+    runs.mkdir(parents=True)
+    for seed in (0, 1):
+        _write(runs, f"base{seed}", [], seed, jump_at=600)
+        _write(runs, f"nowd{seed}", ["weight_decay"], seed, jump_at=600, wd_on=False)
+    return runs
+
+
+def test_score_prints_the_table(planted, capsys):
+    assert main(["score", "--runs", str(planted), "--all"]) == 0
+    out = capsys.readouterr().out
+    lines = {line.split()[0]: line for line in out.splitlines()[1:] if line and not line.startswith("tracking")}
+    assert "tracks, adds nothing beyond the norm" in lines["proxy"]
+    assert "does not track" in lines["noise"]
+    assert "the broad baseline" in lines["weight_norm"]
+    assert main(["score", "--runs", str(planted), "--phenomenon", "nope"]) == 2
+    assert "unknown phenomenon" in capsys.readouterr().err
+
+
+def test_report_writes_figures_and_markdown(planted, tmp_path, capsys):
+    out = tmp_path / "report"
+    assert main(["report", "--out", str(out), "--runs", str(planted)]) == 0
+    names = {p.name for p in out.iterdir()}
+    assert {"grokking_curves.png", "scorecard.png", "report.md"} <= names
+    md = (out / "report.md").read_text()
+    assert "| proxy | grokking |" in md and "tracks, adds nothing beyond the norm" in md
+    assert (out / "grokking_curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert main(["report", "nogroup", "--out", str(out), "--runs", str(planted)]) == 2
+    assert "no runs in group 'nogroup'" in capsys.readouterr().err
+
+
+def test_hypotheses_are_preregistered_checked_and_immutable(runs, capsys):
+    runs.mkdir(parents=True)
+    _write(runs, "before", [], 9, jump_at=600)  # made before the hypothesis: must not count
+    assert main(["hypothesis", "add", "the proxy adds nothing beyond the norm", "--signal", "prime_count",
+                 "--phenomenon", "grokking", "--expect", "nothing", "--runs", str(runs)]) == 0
+    assert main(["hypothesis", "add", "weight norm leads test accuracy", "--signal", "weight_norm",
+                 "--phenomenon", "grokking", "--expect", "lead", "--runs", str(runs)]) == 0
+    capsys.readouterr()
+    assert main(["hypothesis", "check", "--runs", str(runs)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("NOT ENOUGH RUNS") == 2, "runs made before registration do not count"
+    time.sleep(0.01)
+    for seed in (0, 1):
+        _write(runs, f"after{seed}", [], seed, jump_at=600)
+    assert main(["hypothesis", "check", "--runs", str(runs)]) == 0
+    out = capsys.readouterr().out
+    assert "SUPPORTED" in out or "REFUTED" in out
+    [hid] = [h.id for h in H.load(runs) if h.signal == "weight_norm"]
+    assert main(["hypothesis", "withdraw", hid, "--runs", str(runs)]) == 2
+    assert "immutable" in capsys.readouterr().err
+    # an edited file is detected, not trusted
+    path = runs / ".hypotheses" / f"{hid}.json"
+    path.chmod(0o644)
+    d = json.loads(path.read_text())
+    d["threshold"] = -1.0
+    path.write_text(json.dumps(d))
+    assert main(["hypothesis", "list", "--runs", str(runs)]) == 0
+    assert "edited after registration" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--signal", "astrology", "--phenomenon", "grokking", "--expect", "track"], "unknown signal 'astrology'; valid:"),
+    (["--signal", "weight_norm", "--phenomenon", "grok", "--expect", "track"], "unknown phenomenon 'grok'"),
+    (["--signal", "weight_norm", "--phenomenon", "grokking", "--expect", "maybe"], "unknown expectation 'maybe'"),
+    (["--signal", "weight_norm", "--phenomenon", "grokking", "--expect", "track", "--threshold", "2"],
+     "must be in [0, 1]"),
+])
+def test_bad_hypotheses_are_rejected(runs, capsys, argv, message):
+    assert main(["hypothesis", "add", "x", *argv, "--runs", str(runs)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_duplicate_hypothesis_is_rejected(runs, capsys):
+    args = ["hypothesis", "add", "same", "--signal", "margin", "--phenomenon", "grokking", "--expect", "track",
+            "--runs", str(runs)]
+    assert main(args) == 0
+    assert main(args) == 2
+    assert "already registered" in capsys.readouterr().err
