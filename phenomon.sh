@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up (idempotent, quick when done) and run phenomon.
-#   ./phenomon.sh            set up, then run the main job (the grokking demo)
+#   ./phenomon.sh            set up, then open the live monitor (on an empty ./runs it starts the grokking demo)
+#   ./phenomon.sh demo       set up, then the headless demo (progress lines, no full-screen app)
 #   ./phenomon.sh test       set up, then run the test suite (what CI runs)
 #   ./phenomon.sh slow       set up, then run the slow full reproductions
 #   ./phenomon.sh -- ARGS    set up, then `phenomon ARGS`
@@ -24,10 +25,11 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
-cmd="${1:-demo}"
+cmd="${1:-monitor}"
 case "$cmd" in
   test) shift; exec "$VENV/bin/python" -m pytest -q "$@" ;;
   slow) shift; exec "$VENV/bin/python" -m pytest -q -m slow "$@" ;;
+  monitor) exec "$VENV/bin/phenomon" tui --demo ;;
   demo) shift; exec "$VENV/bin/phenomon" demo "$@" ;;
   --) shift; exec "$VENV/bin/phenomon" "$@" ;;
   *) exec "$VENV/bin/phenomon" "$@" ;;

@@ -50,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--runs")
     d.add_argument("--max-steps", type=int)
     d.add_argument("--accelerator", default="auto", choices=("auto", "cpu", "gpu"))
+
+    t = sub.add_parser("tui", help="the live monitor: runs, comparison panels, keys that start paired runs")
+    t.add_argument("phenomenon", nargs="?", help="focus this phenomenon (default: the latest run's)")
+    t.add_argument("--runs", help="runs directory (default ./runs or $PHENOMON_RUNS)")
+    t.add_argument("--demo", action="store_true", help="on an empty runs directory, start the grokking demo")
     experiment.add_parser(sub)
     return p
 
@@ -59,8 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         if args.cmd is None:
-            build_parser().print_help()
-            return 0
+            if not (sys.stdin.isatty() and sys.stdout.isatty()):  # piped or scripted: no full-screen app
+                build_parser().print_help()
+                return 0
+            args = build_parser().parse_args(["tui", "--demo"])
         return COMMANDS[args.cmd](args, argv)
     except UsageError as e:
         print(f"phenomon: error: {e}", file=sys.stderr)
@@ -196,7 +203,30 @@ def cmd_demo(args, argv) -> int:
     return run_demo(_root(args), max_steps=args.max_steps, accelerator=args.accelerator)
 
 
-COMMANDS = {"phenomena": cmd_phenomena, "run": cmd_run, "ls": cmd_ls, "show": cmd_show, "demo": cmd_demo}
+def cmd_tui(args, argv) -> int:
+    from phenomon import registry
+    from phenomon.runner import prepare_root
+
+    if args.phenomenon:
+        registry.get(args.phenomenon)
+    root = _root(args)
+    if args.demo or not args.runs:
+        prepare_root(root)  # the default directory (or the demo's) is created; an explicit missing one is reported
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        if args.demo:  # scripted `./phenomon.sh`: the headless demo instead of a full-screen app
+            from phenomon.demo import run_demo
+
+            return run_demo(root)
+        raise UsageError("the monitor needs a terminal; use `phenomon ls` or `phenomon demo` in scripts")
+    from tui.app import PhenomonApp
+
+    message = PhenomonApp(root, args.phenomenon, demo=args.demo).run()
+    if message:
+        print(f"phenomon: {message}")
+    return 0
+
+
+COMMANDS = {"tui": cmd_tui, "phenomena": cmd_phenomena, "run": cmd_run, "ls": cmd_ls, "show": cmd_show, "demo": cmd_demo}
 COMMANDS.update(experiment=experiment.cmd_experiment)
 
 if __name__ == "__main__":  # pragma: no cover

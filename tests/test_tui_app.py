@@ -1,0 +1,237 @@
+"""The monitor driven by Pilot against prepared runs directories (rows written by the store's writer)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+from textual.widgets import DataTable, Static
+
+from phenomon import store
+from tests.test_tui_fixtures import make_run
+from tui.app import PhenomonApp
+from tui.screens.compare import CompareScreen
+from tui.screens.confirm import ConfirmScreen
+from tui.screens.detail import DetailScreen
+from tui.screens.small import TooSmallScreen
+from tui.widgets.chart import LineChart
+
+SIZE = (160, 48)
+
+
+class FakeProc:
+    """Stands in for subprocess.Popen at the process boundary."""
+
+    def __init__(self, argv):
+        self.argv, self.pid, self.signals = argv, 999999, []
+
+    def poll(self):
+        return None
+
+    def terminate(self):
+        self.signals.append("TERM")
+
+
+class FakeLauncher:
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, spec, log_dir):
+        self.calls.append(spec.argv())
+        return FakeProc(spec.argv())
+
+
+async def until(pilot, cond, timeout: float = 8.0) -> None:
+    end = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > end:
+            raise AssertionError("condition not met in time")
+        pilot.app.poll_now()
+        await pilot.pause(0.05)
+
+
+def cell(app, rid: str, col: str) -> str:
+    return str(app.screen.query_one(DataTable).get_cell(rid, col))
+
+
+@pytest.fixture
+def prepared(runs):
+    ids = {
+        "base": make_run(runs).name,
+        "base1": make_run(runs, seed=1, grok_at=170).name,
+        "wd": make_run(runs, toggles=("weight_decay",), grok_at=None).name,
+        "failed": make_run(runs, toggles=("init_scale",), status="failed", error="RuntimeError: boom", steps=30).name,
+        "dead": make_run(runs, toggles=("train_fraction",), status="dead", steps=100).name,
+        "live": make_run(runs, toggles=("train_fraction",), seed=3, status="running", steps=200).name,
+    }
+    return runs, ids
+
+
+def app_for(root, **kw) -> PhenomonApp:
+    return PhenomonApp(root, poll_s=0.1, **kw)
+
+
+async def test_table_lists_runs_with_statuses(prepared):
+    root, ids = prepared
+    app = app_for(root, launch_fn=FakeLauncher())
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.screen.query_one(DataTable).row_count == 6)
+        assert cell(app, ids["base"], "status") == "finished"
+        assert cell(app, ids["live"], "status") == "running"
+        assert cell(app, ids["dead"], "status") == "dead"
+        assert "is gone" in cell(app, ids["dead"], "verdict / error")
+        assert cell(app, ids["failed"], "status") == "failed"
+        assert cell(app, ids["failed"], "verdict / error") == "RuntimeError: boom"
+        assert cell(app, ids["wd"], "toggles") == "weight_decay"
+        assert "test/acc 1.000" in cell(app, ids["base"], "metrics")
+        await pilot.press("t", "t", "t")  # status filter: all -> running -> finished -> failed
+        await until(pilot, lambda: app.screen.query_one(DataTable).row_count == 1)
+        assert app.screen.query_one(DataTable).get_row_at(0)[1] == ids["failed"]
+
+
+async def test_failed_run_error_in_detail_view(prepared):
+    root, ids = prepared
+    app = app_for(root, launch_fn=FakeLauncher())
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.screen.query_one(DataTable).row_count == 6)
+        table = app.screen.query_one(DataTable)
+        table.move_cursor(row=table.get_row_index(ids["failed"]))
+        await pilot.press("enter")
+        assert isinstance(app.screen, DetailScreen)
+        text = str(app.screen.query_one("#detail-text", Static).render())
+        assert "failed" in text and "RuntimeError: boom" in text
+        await pilot.press("escape")
+        assert not isinstance(app.screen, DetailScreen)
+
+
+async def test_selecting_runs_updates_compare_series(prepared):
+    root, ids = prepared
+    app = app_for(root, launch_fn=FakeLauncher())
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.screen.query_one(DataTable).row_count == 6)
+        table = app.screen.query_one(DataTable)
+        for key in ("base", "base1", "wd"):
+            table.move_cursor(row=table.get_row_index(ids[key]))
+            await pilot.press("space")
+        await pilot.press("c")
+        assert isinstance(app.screen, CompareScreen)
+        chart = app.screen.query_one("#chart-test-acc", LineChart)
+        await until(pilot, lambda: len(chart.series) == 2)
+        labels = [s.label for s in chart.series]
+        assert labels == ["baseline (2 seeds)", "weight_decay"]
+        base = chart.series[0]
+        assert base.lo is not None and (base.hi >= base.lo).all()  # two seeds: a spread band
+        assert chart.series[1].lo is None and chart.series[1].y.max() < 0.05
+        assert chart.log_x and chart.x_range == (10.0, 400.0)
+        draws = chart.draws
+        await pilot.press("right_square_bracket")  # smoothing changes the series and redraws
+        await until(pilot, lambda: chart.draws > draws)
+        await pilot.press("left")
+        assert chart.cursor is not None and "@" in "".join(s.text for s in chart._legend(200))
+
+
+async def test_toggle_key_starts_exactly_one_paired_run(runs):
+    make_run(runs)
+    fake = FakeLauncher()
+    app = app_for(runs, launch_fn=fake)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.screen.query_one(DataTable).row_count == 1)
+        await pilot.press("w", "w", "w", "w")  # faster than any run can start
+        assert len(fake.calls) == 1
+        argv = fake.calls[0]
+        assert argv[1:5] == ["-m", "phenomon", "run", "grokking"]
+        assert argv[argv.index("--toggle") + 1] == "weight_decay"
+        assert "max_steps=400" in argv and argv[argv.index("--runs") + 1] == str(runs)
+        assert "--seed" not in argv  # seed 0 is the default: same seed
+        await pilot.press("n")  # another seed of the focused config
+        assert len(fake.calls) == 2 and fake.calls[1][fake.calls[1].index("--seed") + 1] == "1"
+
+
+async def test_toggle_key_focuses_an_existing_paired_run(prepared):
+    root, ids = prepared
+    fake = FakeLauncher()
+    app = app_for(root, launch_fn=fake)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.screen.query_one(DataTable).row_count == 6)
+        table = app.screen.query_one(DataTable)
+        table.move_cursor(row=table.get_row_index(ids["base"]))
+        await pilot.pause()
+        await pilot.press("w")
+        assert fake.calls == []
+        assert app.focus_cfg.weight_decay == 0.0
+        assert ids["wd"] in str(app.screen.query_one("#toggles").render())
+
+
+async def test_stop_asks_then_sends_sigterm(runs):
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        d = make_run(runs, status="running")
+        m = store.read_manifest(d)
+        m["pid"] = sleeper.pid
+        store.atomic_write_json(d / "run.json", m)
+        app = app_for(runs, launch_fn=FakeLauncher())
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.screen.query_one(DataTable).row_count == 1)
+            await pilot.press("x")
+            assert isinstance(app.screen, ConfirmScreen)
+            await pilot.press("n")
+            assert sleeper.poll() is None
+            await pilot.press("x", "y")
+            assert sleeper.wait(timeout=5) == -15
+    finally:
+        sleeper.kill()
+
+
+async def test_bad_input_does_not_crash(tmp_path, runs):
+    app = app_for(tmp_path / "missing", launch_fn=FakeLauncher())
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: "does not exist" in str(app.screen.query_one("#runs-status", Static).render()))
+    d = make_run(runs)
+    (d / "metrics" / store.seg_name(1000, 1010)).write_bytes(b"not parquet")
+    (runs / "junk").mkdir()
+    (runs / "junk" / "run.json").write_text("{torn")
+    app = app_for(runs, launch_fn=FakeLauncher())
+    async with app.run_test(size=(60, 16)) as pilot:
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, TooSmallScreen)
+        await pilot.resize_terminal(*SIZE)
+        await pilot.pause(0.2)
+        assert not isinstance(app.screen, TooSmallScreen)
+        await until(pilot, lambda: "unreadable segment" in str(app.screen.query_one("#runs-status", Static).render()))
+        assert app.screen.query_one(DataTable).row_count == 1
+
+
+async def test_quit_leaves_started_runs_running_and_says_so(runs):
+    make_run(runs)
+    fake = FakeLauncher()
+    app = app_for(runs, launch_fn=fake)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.screen.query_one(DataTable).row_count == 1)
+        await pilot.press("f", "q")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("l")
+    assert "left 1 run(s) started here running" in app.return_value
+
+
+async def test_screens_render_at_fixed_size(prepared):
+    """Snapshot-style: the main screens at 160×48 contain what a user must see."""
+    root, ids = prepared
+    app = app_for(root, launch_fn=FakeLauncher())
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.screen.query_one(DataTable).row_count == 6)
+        svg = app.export_screenshot().replace("&#160;", " ")
+        for text in ("finished", "failed", "dead", "RuntimeError: boom", "weight_decay", "○ off"):
+            assert text in svg, text
+        await pilot.press("c")
+        chart = app.screen.query_one("#chart-test-acc", LineChart)
+        await until(pilot, lambda: len(chart.series) >= 2)
+        await pilot.pause(0.1)
+        svg = app.export_screenshot().replace("&#160;", " ")
+        for text in ("train/acc", "test/loss", "baseline (2 seeds)", "10²", "comparing"):
+            assert text in svg, text
+        assert any(0x2801 <= ord(ch) <= 0x28FF for ch in svg), "braille curves drawn"
+        await pilot.press("question_mark")
+        svg = app.export_screenshot().replace("&#160;", " ")
+        assert "toggle weight_decay" in svg and "More smoothing" in svg

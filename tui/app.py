@@ -1,0 +1,301 @@
+"""The monitor app: watches a runs directory, binds snapshots to the screens, starts paired runs on toggle keys."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+from textual import on, work
+from textual.app import App
+from textual.binding import Binding
+from textual.reactive import reactive
+from textual.worker import get_current_worker
+
+from phenomon import registry
+from phenomon.config import UsageError
+from phenomon.launcher import launch
+from tui import launches
+from tui.messages import Snapshot, StoreChanged
+from tui.screens.compare import CompareScreen
+from tui.screens.confirm import ConfirmScreen
+from tui.screens.detail import DetailScreen
+from tui.screens.help import HelpScreen
+from tui.screens.runs import RunsScreen
+from tui.screens.small import MIN_HEIGHT, MIN_WIDTH, TooSmallScreen
+from tui.watcher import StoreWatcher
+
+
+class PhenomonApp(App[str | None]):
+    """State: the latest snapshot, the focused configuration, the compared runs. Screens are functions of it."""
+
+    CSS_PATH = "phenomon.tcss"
+    TITLE = "phenomon"
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("s", "start", "Start focused"),
+        Binding("n", "add_seed", "Add seed"),
+        Binding("k", "stop_focused", "Stop focused"),
+        Binding("v", "show_compare", "Compare view"),
+        Binding("r", "show_runs", "Runs view", show=False),
+    ]
+
+    snapshot: reactive[Snapshot | None] = reactive(None, always_update=True)
+
+    def __init__(self, root: Path, phenomenon: str | None = None, *, demo: bool = False,
+                 launch_fn: Callable = launch, poll_s: float = 0.5) -> None:
+        super().__init__()
+        self.root = Path(root)
+        self.phenomenon = phenomenon
+        self.demo = demo
+        self.poll_s = poll_s
+        self.launches = launches.Launches(self.root, launch_fn)
+        self.focus_ph = registry.get(phenomenon) if phenomenon else None
+        self.focus_cfg = self.focus_ph.defaults() if self.focus_ph else None
+        self.compare_ids: tuple[str, ...] = ()
+        self.follow_group: str | None = None
+        self.selected: frozenset[str] = frozenset()
+        self._wake = threading.Event()
+        self._demo_done = False
+        self._joining: set[str] = set()  # config hashes started here: their runs join the comparison
+
+    # lifecycle --------------------------------------------------------------------------------------
+    def on_mount(self) -> None:
+        self.install_screen(RunsScreen(), "runs")
+        self.install_screen(CompareScreen(), "compare")
+        self.push_screen("runs")
+        for name in registry.names():
+            for t in registry.get(name).toggles:
+                if t.key not in self._bindings.key_to_bindings:
+                    self.bind(t.key, f"toggle('{t.key}')", description=f"toggle {t.name}", show=False)
+        self._watch_store()
+        self.call_after_refresh(self.check_size)
+
+    @work(thread=True, exclusive=True, group="watcher")
+    def _watch_store(self) -> None:
+        worker = get_current_worker()
+        watcher = StoreWatcher(self.root)
+        while not worker.is_cancelled:
+            t = time.monotonic()
+            try:
+                snap = watcher.poll()
+            except Exception as e:  # noqa: BLE001 - a bad poll must not stop watching
+                snap = Snapshot(self.root, error=f"watcher: {e.__class__.__name__}: {e}", taken=time.monotonic())
+            if snap is not None:
+                self.post_message(StoreChanged(snap))
+            self._wake.wait(max(0.0, self.poll_s - (time.monotonic() - t)))
+            self._wake.clear()
+
+    def poll_now(self) -> None:
+        self._wake.set()
+
+    @on(StoreChanged)
+    def _store_changed(self, event: StoreChanged) -> None:
+        snap = event.snapshot
+        for line in self.launches.reconcile(snap.runs):
+            self.notify(line, severity="error", timeout=10)
+        if self.focus_cfg is None:
+            self._focus_default(snap)
+        ids = list(self.compare_ids)
+        for r in snap.runs:
+            joins = self.follow_group is not None and r.group == self.follow_group
+            joins |= r.manifest.get("config_hash") in self._joining
+            if joins and r.id not in ids:
+                ids.append(r.id)
+        self.compare_ids = tuple(i for i in ids if snap.run(i) is not None)
+        self.snapshot = snap
+        if self.demo and not self._demo_done:
+            self._demo_done = True
+            if not snap.runs and not snap.error:
+                self._start_demo(snap)
+
+    def watch_snapshot(self, snap: Snapshot | None) -> None:
+        self._bind_screens()
+
+    def _bind_screens(self) -> None:
+        runs, compare = self.get_screen("runs"), self.get_screen("compare")
+        runs.selected = self.selected
+        compare.run_ids = self.compare_ids
+        runs.snapshot = compare.snapshot = self.snapshot
+        pending = frozenset(t.name for t in (self.focus_ph.toggles if self.focus_ph else ())
+                            if launches.chash(launches.flipped(self.focus_ph, self.focus_cfg, t.name))
+                            in self.launches.pending)
+        for screen in (runs, compare):
+            if screen.is_mounted:
+                bar = screen.query_one("#toggles")
+                bar.phenomenon, bar.cfg, bar.pending = self.focus_ph, self.focus_cfg, pending
+                bar.focus_line = self._focus_line()
+
+    def _focus_line(self) -> str:
+        if self.focus_cfg is None:
+            return ""
+        h = launches.chash(self.focus_cfg)
+        run = self.launches.existing(self.snapshot.runs, h) if self.snapshot else None
+        seed = getattr(self.focus_cfg, "seed", None)
+        where = f"run {run.id} ({run.state})" if run else ("starting…" if h in self.launches.pending else "no run yet: s starts it")
+        return f"focus: {', '.join(self.focus_ph.toggles_on(self.focus_cfg)) or 'baseline'}, seed {seed} — {where}"
+
+    def _focus_default(self, snap: Snapshot) -> None:
+        for r in reversed(snap.runs):
+            if (pc := launches.config_of(r)) is not None:
+                self.focus_ph, self.focus_cfg = pc
+                return
+        self.focus_ph = registry.get("grokking")
+        self.focus_cfg = self.focus_ph.defaults()
+
+    def _start_demo(self, snap: Snapshot) -> None:
+        ph = registry.get("grokking")
+        base = ph.defaults()
+        self.focus_ph, self.focus_cfg = ph, base
+        for cfg in (base, launches.flipped(ph, base, "weight_decay")):
+            self.launches.request(ph, cfg, snap.runs)
+        self.follow_group = ph.group_of(base)
+        self.notify("demo: started the grokking baseline and its no-weight-decay ablation as headless runs")
+        self.action_show_compare()
+
+    def check_size(self) -> None:
+        """Screens call this on resize: a too-small terminal gets a clear message instead of a broken layout."""
+        small = self.size.width < MIN_WIDTH or self.size.height < MIN_HEIGHT
+        showing = any(isinstance(s, TooSmallScreen) for s in self.screen_stack)
+        if small and not showing:
+            self.push_screen(TooSmallScreen())
+
+    # runs screen messages ---------------------------------------------------------------------------
+    @on(RunsScreen.Focused)
+    def _focused(self, event: RunsScreen.Focused) -> None:
+        info = self.snapshot.run(event.run_id) if self.snapshot else None
+        if info is not None and (pc := launches.config_of(info)) is not None:
+            self.focus_ph, self.focus_cfg = pc
+            self._bind_screens()
+
+    @on(RunsScreen.Selected)
+    def _selected(self, event: RunsScreen.Selected) -> None:
+        self.selected = self.selected ^ {event.run_id}
+        self._bind_screens()
+
+    @on(RunsScreen.Compare)
+    def _compare(self, event: RunsScreen.Compare) -> None:
+        snap = self.snapshot
+        if self.selected:
+            self.compare_ids, self.follow_group = tuple(i for i in self.selected if snap.run(i)), None
+        elif event.run_id and snap and (info := snap.run(event.run_id)):
+            self.follow_group = info.group
+            self.compare_ids = tuple(r.id for r in snap.runs if r.group == info.group)
+        self._bind_screens()
+        self.action_show_compare()
+
+    @on(RunsScreen.Detail)
+    def _detail(self, event: RunsScreen.Detail) -> None:
+        if self.snapshot and (info := self.snapshot.run(event.run_id)):
+            self.push_screen(DetailScreen(info))
+
+    @on(RunsScreen.Stop)
+    def _stop(self, event: RunsScreen.Stop) -> None:
+        info = self.snapshot.run(event.run_id) if self.snapshot else None
+        if info is None:
+            return
+        if info.state != "running":
+            self.notify(f"{info.id} is {info.state}, nothing to stop")
+            return
+
+        def answer(key: str | None) -> None:
+            if key == "y":
+                self.notify(launches.stop(info))
+
+        self.push_screen(ConfirmScreen(f"Stop run {info.id} (SIGTERM; it keeps its rows and is marked killed)?",
+                                       {"y": "stop it", "n": "keep it"}), answer)
+
+    # keys -------------------------------------------------------------------------------------------
+    def _request(self, cfg, what: str) -> None:
+        if self.focus_ph is None:
+            self.notify("no phenomenon in focus: select a run first", severity="warning")
+            return
+        runs = self.snapshot.runs if self.snapshot else ()
+        try:
+            kind, ref = self.launches.request(self.focus_ph, cfg, runs)
+        except (UsageError, OSError) as e:
+            self.notify(f"could not start {what}: {e}", severity="error")
+            return
+        if kind == "started":
+            self._joining.add(ref)
+            self.notify(f"started {what}")
+            if self.follow_group is None and not self.compare_ids:
+                self.follow_group = self.focus_ph.group_of(cfg)
+        else:
+            self.focus_cfg = cfg
+            self.notify(f"{what}: {'already starting' if kind == 'pending' else f'run {ref} exists'} — focused")
+        self._bind_screens()
+
+    def action_toggle(self, key: str) -> None:
+        t = next((t for t in (self.focus_ph.toggles if self.focus_ph else ()) if t.key == key), None)
+        if t is None:
+            self.notify(f"{key}: no toggle of {self.focus_ph.name if self.focus_ph else 'this phenomenon'}")
+            return
+        self._request(launches.flipped(self.focus_ph, self.focus_cfg, t.name), f"{t.name} flipped")
+
+    def action_start(self) -> None:
+        if self.focus_cfg is not None:
+            self._request(self.focus_cfg, "the focused configuration")
+
+    def action_add_seed(self) -> None:
+        if self.focus_cfg is None or not hasattr(self.focus_cfg, "seed"):
+            return
+        import dataclasses
+
+        same = [r.manifest.get("seed") or 0 for r in (self.snapshot.runs if self.snapshot else ())
+                if (pc := launches.config_of(r)) and dataclasses.replace(pc[1], seed=0)
+                == dataclasses.replace(self.focus_cfg, seed=0)]
+        seeds = set(same) | {p.spec.seed or 0 for p in self.launches.pending.values()}
+        seed = max(seeds | {self.focus_cfg.seed}) + 1
+        self._request(dataclasses.replace(self.focus_cfg, seed=seed), f"seed {seed}")
+
+    def action_stop_focused(self) -> None:
+        run = self.launches.existing(self.snapshot.runs, launches.chash(self.focus_cfg)) \
+            if self.snapshot and self.focus_cfg is not None else None
+        if run is None:
+            self.notify("the focused configuration has no run to stop")
+        else:
+            self.post_message(RunsScreen.Stop(run.id))
+
+    def action_show_compare(self) -> None:
+        if not self.compare_ids and self.snapshot and self.focus_ph:
+            self.follow_group = self.follow_group or self.focus_ph.group_of(self.focus_cfg)
+            self.compare_ids = tuple(r.id for r in self.snapshot.runs if r.group == self.follow_group)
+            self._bind_screens()
+        if not isinstance(self.screen, CompareScreen):
+            self.switch_screen("compare")
+            self.call_after_refresh(self._bind_screens)
+
+    def action_show_runs(self) -> None:
+        if not isinstance(self.screen, RunsScreen):
+            self.switch_screen("runs")
+            self.call_after_refresh(self._bind_screens)
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen([("this screen", list(self.screen.BINDINGS)), ("everywhere", self._help_app())]))
+
+    def _help_app(self) -> list[Binding]:
+        out = [b for b in self.BINDINGS]
+        if self.focus_ph:
+            out += [Binding(t.key, "", f"toggle {t.name}: start the paired run, or focus it") for t in self.focus_ph.toggles]
+        return out
+
+    async def action_quit(self) -> None:
+        alive = self.launches.still_running()
+        if not alive:
+            self.exit(None)
+            return
+
+        def answer(key: str | None) -> None:
+            if key == "l":
+                self.exit(f"left {len(alive)} run(s) started here running (pids {', '.join(str(p.pid) for p in alive)}); "
+                          f"`phenomon tui --runs {self.root}` picks them up")
+            elif key == "s":
+                for p in alive:
+                    p.terminate()
+                self.exit(f"stopped {len(alive)} run(s) started here (SIGTERM; their rows are kept)")
+
+        self.push_screen(ConfirmScreen(f"{len(alive)} run(s) started from here are still running.",
+                                       {"l": "leave them running", "s": "stop them"}), answer)

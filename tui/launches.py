@@ -1,0 +1,134 @@
+"""Paired runs from the TUI: the flipped configuration, its `phenomon run` spec, and no duplicates while starting."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from phenomon import registry
+from phenomon.config import UsageError, config_hash, diff, from_dict, to_dict
+from phenomon.launcher import RunSpec, launch
+from phenomon.registry import Phenomenon
+from phenomon.store import RunInfo
+
+RETRYABLE = ("failed", "killed", "dead")  # a config whose only runs ended like this may be started again
+START_TIMEOUT_S = 120.0
+
+
+def chash(cfg) -> str:
+    return config_hash(to_dict(cfg))
+
+
+def config_of(info: RunInfo):
+    """(phenomenon, resolved config) of a run, or None when its phenomenon is not registered here."""
+    try:
+        ph = registry.get(info.phenomenon)
+    except UsageError:
+        return None
+    try:
+        return ph, from_dict(ph.config_cls, info.manifest.get("config") or {})
+    except TypeError:
+        return None
+
+
+def flipped(ph: Phenomenon, cfg, toggle_name: str):
+    """`cfg` with the toggle applied, or, when it is on already, with its fields put back to the baseline."""
+    t = ph.toggle(toggle_name)
+    if t.is_on(cfg):
+        base = ph.defaults()
+        return dataclasses.replace(cfg, **{k: getattr(base, k) for k in t.changes})
+    return t.apply(cfg)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, (list, tuple)):
+        return ",".join(map(str, v))
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return repr(v) if isinstance(v, float) else str(v)
+
+
+def spec_for(ph: Phenomenon, cfg, root: Path) -> RunSpec:
+    """The `phenomon run` arguments that resolve to exactly `cfg`: toggles by name, other differences as --set."""
+    on = tuple(ph.toggles_on(cfg))
+    covered = {k for t in on for k in ph.toggle(t).changes}
+    d = diff(ph.defaults(), cfg)
+    seed = d.pop("seed", None)
+    sets = tuple(f"{k}={_fmt(v)}" for k, v in d.items() if k not in covered)
+    spec = RunSpec(ph.name, sets=sets, toggles=on, seed=seed, root=root)
+    if chash(ph.resolve(None, [*sets, *([f"seed={seed}"] if seed is not None else [])], on)) != chash(cfg):
+        spec = dataclasses.replace(spec, toggles=(), sets=tuple(f"{k}={_fmt(v)}" for k, v in d.items()))
+    return spec
+
+
+@dataclass
+class Pending:
+    spec: RunSpec
+    proc: Any  # subprocess.Popen
+    since: float
+
+
+@dataclass
+class Launches:
+    """Starts runs through the CLI's launcher and remembers what it started, so a key pressed twice starts one run."""
+
+    root: Path
+    launch_fn: Callable = launch
+    pending: dict[str, Pending] = field(default_factory=dict)  # config hash -> a start not yet in the store
+    started: list[Any] = field(default_factory=list)  # every Popen started from here
+
+    def existing(self, runs: tuple[RunInfo, ...], h: str) -> RunInfo | None:
+        live = [r for r in runs if r.manifest.get("config_hash") == h and r.state not in RETRYABLE]
+        return live[-1] if live else None
+
+    def request(self, ph: Phenomenon, cfg, runs: tuple[RunInfo, ...]) -> tuple[str, str]:
+        """('focus', run id) when the config has a run, ('pending', hash) while one is starting, else ('started', hash)."""
+        h = chash(cfg)
+        if (r := self.existing(runs, h)) is not None:
+            return "focus", r.id
+        if h in self.pending:
+            return "pending", h
+        spec = spec_for(ph, cfg, self.root)
+        proc = self.launch_fn(spec, self.root / ".logs")
+        self.pending[h] = Pending(spec, proc, time.monotonic())
+        self.started.append(proc)
+        return "started", h
+
+    def reconcile(self, runs: tuple[RunInfo, ...]) -> list[str]:
+        """Forget starts that reached the store; return a line for each that died before it did."""
+        hashes = {r.manifest.get("config_hash") for r in runs}
+        out = []
+        for h, p in list(self.pending.items()):
+            code = p.proc.poll() if hasattr(p.proc, "poll") else None
+            if h in hashes:
+                del self.pending[h]
+            elif code is not None or time.monotonic() - p.since > START_TIMEOUT_S:
+                del self.pending[h]
+                out.append(f"run {' '.join(p.spec.argv()[3:])} did not start (exit {code}); "
+                           f"see {self.root / '.logs'}")
+        return out
+
+    def still_running(self) -> list[Any]:
+        return [p for p in self.started if hasattr(p, "poll") and p.poll() is None]
+
+
+def stop(info: RunInfo) -> str:
+    """SIGTERM to a run's process (it flushes and marks itself killed); a line saying what happened."""
+    m = info.manifest
+    if info.state != "running":
+        return f"{info.id} is {info.state}, nothing to stop"
+    if m.get("host") != socket.gethostname():
+        return f"{info.id} runs on {m.get('host')}; stop it there"
+    try:
+        os.kill(int(m["pid"]), signal.SIGTERM)
+    except (ProcessLookupError, KeyError, TypeError, ValueError):
+        return f"{info.id}: its process is gone"
+    except PermissionError:
+        return f"{info.id}: not allowed to signal pid {m.get('pid')}"
+    return f"sent SIGTERM to {info.id} (pid {m['pid']}); it will flush and mark itself killed"

@@ -1,0 +1,47 @@
+"""One run in full: status (with the error, traceback or why it is dead), config, final metrics, verdict."""
+
+from __future__ import annotations
+
+from rich.markup import escape
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+from phenomon.store import RunInfo
+
+
+def describe(info: RunInfo) -> str:
+    m = info.manifest
+    diff = m.get("diff") or {}
+    lines = [f"[b]{info.id}[/]   {m.get('phenomenon')} · group {m.get('group')} · seed {m.get('seed')}",
+             f"status  [b]{info.state}[/]" + (f" — {escape(info.dead_reason())}" if info.state == "dead" else "")]
+    if m.get("error"):
+        lines.append(f"error   [red]{escape(str(m['error']))}[/]")
+    pr = m.get("progress") or {}
+    lines.append(f"progress {pr.get('step')}/{pr.get('max_steps')}   rows {m.get('rows', 0)}   pid {m.get('pid')} "
+                 f"on {m.get('host')}")
+    lines.append(f"toggles {', '.join(m.get('toggles') or []) or '(baseline)'}")
+    lines.append("config  " + "  ".join(f"{k}={v}{'*' if k in diff else ''}" for k, v in (m.get("config") or {}).items()))
+    summ = m.get("summary") or {}
+    if summ:
+        lines.append("latest  " + "  ".join(f"{k}={v:.4g}" for k, v in sorted(summ.items())))
+    lines.append(f"verdict {escape(str(m.get('verdict') or '-'))}")
+    if m.get("argv"):
+        lines.append(f"command {escape(' '.join(map(str, m['argv'])))}")
+    if m.get("traceback"):
+        lines += ["", "[b]traceback[/]", f"[dim]{escape(m['traceback'])}[/]"]
+    return "\n".join(lines)
+
+
+class DetailScreen(ModalScreen):
+    BINDINGS = [Binding("escape,q,enter", "dismiss", "Close")]
+
+    def __init__(self, info: RunInfo) -> None:
+        super().__init__()
+        self.info = info
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="detail-box"):
+            yield Static(describe(self.info), id="detail-text")

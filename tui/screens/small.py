@@ -1,0 +1,23 @@
+"""Shown instead of the monitor while the terminal is smaller than the layout needs."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+MIN_WIDTH, MIN_HEIGHT = 80, 24
+
+
+class TooSmallScreen(ModalScreen):
+    def compose(self) -> ComposeResult:
+        yield Static(id="too-small")
+
+    def on_resize(self) -> None:
+        w, h = self.app.size
+        if w >= MIN_WIDTH and h >= MIN_HEIGHT:
+            if self.is_current:
+                self.dismiss()
+            return
+        self.query_one("#too-small", Static).update(
+            f"terminal too small: {w}×{h}\nphenomon needs at least {MIN_WIDTH}×{MIN_HEIGHT}\n(enlarge it; q quits)")

@@ -1,0 +1,69 @@
+"""Poll the run store: one IncrementalReader per run, only new rows, a snapshot when anything changed."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from types import MappingProxyType
+
+import polars as pl
+
+from phenomon import store
+from tui.messages import Snapshot
+
+KEEP = ("step", "name", "value", "round")  # the columns charts use; wall and epoch stay on disk
+
+
+class StoreWatcher:
+    """Holds the rows read so far; `poll()` returns a new Snapshot, or None when nothing changed."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._readers: dict[str, store.IncrementalReader] = {}
+        self._frames: dict[str, pl.DataFrame] = {}
+        self._seen: dict[str, tuple] = {}
+        self._last: Snapshot | None = None
+
+    def poll(self) -> Snapshot | None:
+        errors: list[str] = []
+        try:
+            if not self.root.exists():
+                return self._emit(Snapshot(self.root, error=f"runs directory {self.root} does not exist (yet)"))
+            runs = store.list_runs(self.root, errors=errors)
+        except (OSError, store.StoreError) as e:
+            return self._emit(Snapshot(self.root, error=f"cannot read runs directory {self.root}: {e}"))
+        changed = False
+        for r in runs:
+            reader = self._readers.setdefault(r.id, store.IncrementalReader(r.dir))
+            ended = r.state in ("finished", "failed", "killed")
+            if ended and reader.offset >= int(r.manifest.get("rows") or 0) and r.id in self._frames:
+                continue  # nothing new can arrive: do not even list its segments
+            try:
+                new = reader.poll().select(KEEP)
+            except OSError as e:
+                errors.append(f"{r.id}: {e}")
+                continue
+            if new.height or r.id not in self._frames:
+                old = self._frames.get(r.id)
+                self._frames[r.id] = new if old is None else pl.concat([old, new], rechunk=False)
+                changed = True
+        for rid in set(self._frames) - {r.id for r in runs}:  # a run directory was removed
+            self._frames.pop(rid)
+            self._readers.pop(rid, None)
+            changed = True
+        seen = {r.id: (r.state, r.manifest.get("status"), r.manifest.get("progress"), r.manifest.get("verdict"),
+                       r.manifest.get("error")) for r in runs}
+        changed |= seen != self._seen
+        self._seen = seen
+        problems = tuple(errors) + tuple(p for rd in self._readers.values() for p in rd.problems)
+        if not changed and self._last is not None and self._last.error is None and problems == self._last.problems:
+            return None
+        return self._emit(Snapshot(
+            self.root, tuple(runs), MappingProxyType(dict(self._frames)),
+            MappingProxyType({k: v.height for k, v in self._frames.items()}), problems, None, time.monotonic()))
+
+    def _emit(self, snap: Snapshot) -> Snapshot | None:
+        if snap.error and self._last is not None and self._last.error == snap.error:
+            return None
+        self._last = snap
+        return snap

@@ -1,0 +1,1 @@
+"""Widgets of the monitor: the braille line chart, its axes, the toggles bar."""

@@ -1,0 +1,248 @@
+"""A braille line chart rasterised with numpy: log or linear x, spread bands as cell backgrounds, a cursor readout."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+from rich.color import Color
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.geometry import Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.strip import Strip
+from textual.widget import Widget
+
+from tui.frames import Series
+from tui.widgets.axes import fmt_log, fmt_num, log_ticks, nice_ticks
+
+PALETTE = ("#5fd7ff", "#ff875f", "#afd75f", "#d787ff", "#ffd75f", "#87ffd7", "#ff5f87", "#d7d7d7")
+BG = Color.parse("#1e1e1e")
+# braille dot bits for (row 0..3, column 0..1) inside a cell
+DOTS = np.array([[0x01, 0x08], [0x02, 0x10], [0x04, 0x20], [0x40, 0x80]], dtype=np.int32)
+LEFT = 7  # columns for y tick labels and the axis
+
+
+def _blend(hex_color: str, amount: float) -> Color:
+    c = Color.parse(hex_color).get_truecolor()
+    b = BG.get_truecolor()
+    return Color.from_rgb(*(b[i] + (c[i] - b[i]) * amount for i in range(3)))
+
+
+class LineChart(Widget):
+    """A function of its reactives: series, log_x, the shared x range and the cursor; strips are cached."""
+
+    DEFAULT_CSS = "LineChart { height: 1fr; min-height: 6; }"
+
+    series: reactive[tuple[Series, ...]] = reactive((), layout=False)
+    title = reactive("")
+    log_x = reactive(True)
+    x_range: reactive[tuple[float, float] | None] = reactive(None)
+    cursor: reactive[float | None] = reactive(None)
+    empty_text = reactive("waiting for rows…")
+
+    class CursorMoved(Message):
+        """The mouse picked an x value (data units) on a chart."""
+
+        def __init__(self, x: float) -> None:
+            super().__init__()
+            self.x = x
+
+    def __init__(self, title: str = "", **kw) -> None:
+        super().__init__(**kw)
+        self.title = title
+        self._strips: list[Strip] | None = None
+        self.drawn_at = 0.0  # monotonic time of the last raster (benchmarks and tests read it)
+        self.draws = 0
+
+    # reactives all invalidate the cache -------------------------------------------------------------
+    def _invalidate(self) -> None:
+        self._strips = None
+        self.refresh()
+
+    watch_series = watch_title = watch_log_x = watch_x_range = watch_cursor = watch_empty_text = _invalidate
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._strips = None
+
+    # geometry ---------------------------------------------------------------------------------------
+    def _tx(self, x: np.ndarray | float):
+        return np.log10(np.maximum(x, 1.0)) if self.log_x else np.asarray(x, dtype=float)
+
+    def data_x_range(self) -> tuple[float, float] | None:
+        xs = [s.x for s in self.series if len(s.x)]
+        if not xs:
+            return None
+        return float(min(x.min() for x in xs)), float(max(x.max() for x in xs))
+
+    def _limits(self):
+        xr = self.x_range or self.data_x_range()
+        ys = [a for s in self.series for a in (s.y, s.lo, s.hi) if a is not None and len(a)]
+        if xr is None or not ys:
+            return None
+        x0, x1 = (float(v) for v in self._tx(np.array(xr, dtype=float)))
+        if x1 <= x0:
+            x1 = x0 + 1.0
+        finite = np.concatenate([a[np.isfinite(a)] for a in ys])
+        if finite.size == 0:
+            return None
+        y0, y1 = float(finite.min()), float(finite.max())
+        pad = (y1 - y0) * 0.05 or max(abs(y0) * 0.05, 0.05)
+        return x0, x1, y0 - pad, y1 + pad
+
+    def _to_px(self, tx: np.ndarray, x0: float, x1: float, width: int) -> np.ndarray:
+        return (tx - x0) / (x1 - x0) * (width - 1)
+
+    def x_at_column(self, col: int) -> float | None:
+        lim = self._limits()
+        w = self.size.width - LEFT
+        if lim is None or w < 2:
+            return None
+        t = lim[0] + (lim[1] - lim[0]) * min(max(col - LEFT, 0), w - 1) / (w - 1)
+        return float(10**t) if self.log_x else float(t)
+
+    # raster -----------------------------------------------------------------------------------------
+    def _raster(self, s: Series, lim, W: int, H: int):
+        """Boolean dot grid (4H, 2W) for the line, and a (H, W) band mask."""
+        x0, x1, y0, y1 = lim
+        PW, PH = 2 * W, 4 * H
+        ok = np.isfinite(s.y)
+        px = self._to_px(self._tx(s.x[ok]), x0, x1, PW)
+        py = (PH - 1) * (1 - (s.y[ok] - y0) / (y1 - y0))
+        dots = np.zeros((PH, PW), dtype=bool)
+        band = np.zeros((H, W), dtype=bool)
+        if px.size == 0:
+            return dots, band
+        cols = np.arange(max(0, math.floor(px.min())), min(PW - 1, math.ceil(px.max())) + 1)
+        if cols.size:
+            yc = np.interp(cols, px, py)
+            ci = np.clip(np.rint(px).astype(int), 0, PW - 1) - cols[0]
+            inside = (ci >= 0) & (ci < cols.size)
+            lo, hi = yc.copy(), yc.copy()
+            np.minimum.at(lo, ci[inside], py[inside])  # spikes inside one column survive
+            np.maximum.at(hi, ci[inside], py[inside])
+            prev = np.concatenate([[yc[0]], yc[:-1]])  # connect to the previous column
+            lo, hi = np.minimum(lo, prev), np.maximum(hi, prev)
+            rows = np.arange(PH)[:, None]
+            dots[:, cols] = (rows >= np.floor(lo)[None, :]) & (rows <= np.ceil(hi)[None, :] - (hi > lo))
+        if s.lo is not None and s.hi is not None:
+            c = np.arange(W)
+            cx = (c * 2 + 0.5)
+            inr = (cx >= px.min()) & (cx <= px.max())
+            blo = np.interp(cx, px, (H - 1) * (1 - (s.lo[ok] - y0) / (y1 - y0)))
+            bhi = np.interp(cx, px, (H - 1) * (1 - (s.hi[ok] - y0) / (y1 - y0)))
+            r = np.arange(H)[:, None]
+            band = (r >= np.floor(np.minimum(blo, bhi))[None, :]) & (r <= np.ceil(np.maximum(blo, bhi))[None, :])
+            band &= inr[None, :]
+        return dots, band
+
+    def _build(self) -> list[Strip]:
+        w, h = self.size.width, self.size.height
+        dim = Style(color="grey50")
+        lines: list[list[Segment]] = [[] for _ in range(h)]
+        lim = self._limits()
+        W, H = w - LEFT, h - 3
+        lines[0] = self._legend(w)
+        if lim is None or W < 4 or H < 2:
+            msg = self.empty_text if lim is None else "(too small)"
+            lines[min(h - 1, h // 2)] = [Segment(msg.center(w)[:w], dim)]
+            return [Strip(seg, w) for seg in lines]
+        x0, x1, y0, y1 = lim
+        code = np.zeros((H, W), dtype=np.int32)
+        owner = np.full((H, W), -1)
+        band_owner = np.full((H, W), -1)
+        for i, s in enumerate(self.series):
+            dots, band = self._raster(s, lim, W, H)
+            c = (dots.reshape(H, 4, W, 2) * DOTS[None, :, None, :]).sum(axis=(1, 3))
+            code |= c
+            owner[c > 0] = i
+            band_owner[band] = i
+        cur_col = None
+        if self.cursor is not None:
+            cc = self._to_px(float(self._tx(self.cursor)), x0, x1, W)
+            cur_col = int(round(cc)) if 0 <= cc <= W - 1 else None
+        # y axis labels at their rows
+        yt = {int(round((H - 1) * (1 - (t - y0) / (y1 - y0)))): t for t in nice_ticks(y0, y1, max(2, H // 3))}
+        styles = [Style(color=c) for c in PALETTE]
+        bands = [Style(bgcolor=_blend(c, 0.35)) for c in PALETTE]
+        cursor_bg = Color.parse("#3a3a3a")
+        for r in range(H):
+            segs = [Segment((fmt_num(yt[r]) if r in yt else "").rjust(LEFT - 1)[: LEFT - 1] + ("┤" if r in yt else "│"),
+                            dim)]
+            run_text, run_style = [], None
+            for c in range(W):
+                k, o, b = int(code[r, c]), int(owner[r, c]), int(band_owner[r, c])
+                ch = chr(0x2800 + k) if k else " "
+                st = styles[self.series[o].color % len(PALETTE)] if o >= 0 else Style()
+                if b >= 0:
+                    st = st + bands[self.series[b].color % len(PALETTE)]
+                if c == cur_col:
+                    st = st + Style(bgcolor=cursor_bg)
+                    ch = ch if k else "│"
+                if st != run_style and run_text:
+                    segs.append(Segment("".join(run_text), run_style))
+                    run_text = []
+                run_style = st
+                run_text.append(ch)
+            if run_text:
+                segs.append(Segment("".join(run_text), run_style))
+            lines[1 + r] = segs
+        lines[1 + H], lines[2 + H] = self._x_axis(x0, x1, W, dim)
+        self.drawn_at = time.monotonic()
+        self.draws += 1
+        return [Strip(seg, w) for seg in lines]
+
+    def _x_axis(self, x0: float, x1: float, W: int, dim: Style):
+        axis = ["─"] * W
+        labels = [" "] * (W + LEFT)
+        if self.log_x:
+            majors, minors = log_ticks(10**x0, 10**x1, max(2, W // 8))
+            for t in minors:
+                c = int(round(self._to_px(math.log10(t), x0, x1, W)))
+                if 0 <= c < W:
+                    axis[c] = "╵"
+            fmt, tx = fmt_log, math.log10
+        else:
+            majors, fmt, tx = nice_ticks(x0, x1, max(2, W // 10)), fmt_num, float
+        last_end = -1
+        for t in majors:
+            c = int(round(self._to_px(tx(t), x0, x1, W)))
+            if not 0 <= c < W:
+                continue
+            axis[c] = "┴"
+            text = fmt(t)
+            start = min(max(LEFT + c - len(text) // 2, 0), W + LEFT - len(text))
+            if start > last_end:
+                labels[start:start + len(text)] = list(text)
+                last_end = start + len(text)
+        return ([Segment(" " * (LEFT - 1) + "└" + "".join(axis), dim)], [Segment("".join(labels), dim)])
+
+    def _legend(self, w: int) -> list[Segment]:
+        segs = [Segment(self.title, Style(bold=True))]
+        if self.cursor is not None:
+            segs.append(Segment(f"  @{fmt_num(self.cursor)}", Style(color="grey70")))
+        for s in self.series:
+            val = ""
+            if self.cursor is not None and len(s.x):
+                ok = np.isfinite(s.y)
+                if ok.any():
+                    val = " " + fmt_num(float(np.interp(self._tx(self.cursor), self._tx(s.x[ok]), s.y[ok])))
+            segs.append(Segment(f"  ━ {s.label}{val}", Style(color=PALETTE[s.color % len(PALETTE)])))
+        return segs
+
+    # Textual hooks ----------------------------------------------------------------------------------
+    def render_line(self, y: int) -> Strip:
+        if self._strips is None or len(self._strips) != self.size.height:
+            self._strips = self._build()
+        return self._strips[y] if 0 <= y < len(self._strips) else Strip.blank(self.size.width)
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        return container.height
+
+    def on_click(self, event: events.Click) -> None:
+        x = self.x_at_column(event.x)
+        if x is not None and event.x >= LEFT:
+            self.post_message(self.CursorMoved(x))
