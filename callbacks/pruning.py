@@ -56,7 +56,7 @@ class Snapshot(L.Callback):
         self.state: dict[str, torch.Tensor] | None = None
 
     def _take(self, pl_module) -> None:
-        self.state = {k: v.detach().clone() for k, v in pl_module.net.named_parameters()}
+        self.state = {k: v.detach().cpu().clone() for k, v in pl_module.net.named_parameters()}
 
     def on_train_start(self, trainer, pl_module):
         if self.step == 0:

@@ -271,18 +271,6 @@ def execute(cfg: LotteryConfig, ctx) -> None:
     run_dir = ctx.writer.dir if ctx.writer is not None else None
     label = ctx.opts.label
 
-    def new_net(seed: int) -> MaskedMLP:
-        torch.manual_seed(seed)
-        return MaskedMLP(D_IN, cfg.hidden, D_OUT, cfg.init)
-
-    def from_state(state, masks) -> MaskedMLP:
-        net = new_net(cfg.seed)
-        with torch.no_grad():
-            for k, p in net.named_parameters():
-                p.copy_(state[k])
-        net.set_masks(masks)
-        return net
-
     def train(net: MaskedMLP, rnd: int, prefix: str = "", callbacks: tuple = ()):
         timer = StepTimer()
         module = LotteryModule(net, cfg.optimizer, cfg.lr, cfg.momentum, cfg.weight_decay, prefix=prefix)
@@ -290,7 +278,7 @@ def execute(cfg: LotteryConfig, ctx) -> None:
         ctx.fit(module, dm, max_steps=cfg.steps_per_round, eval_every=cfg.eval_every, callbacks=(timer, *callbacks))
         summary = round_summary(module.evals, prefix)
         summary[f"{prefix}time/step_ms"] = timer.median_ms()
-        return {k: v.detach().clone() for k, v in net.named_parameters()}, summary
+        return {k: v.detach().cpu().clone() for k, v in net.named_parameters()}, summary
 
     def log_round(rnd: int, net: MaskedMLP, summary: dict) -> None:
         if ctx.writer is None:
@@ -299,11 +287,10 @@ def execute(cfg: LotteryConfig, ctx) -> None:
         ctx.writer.log({"weights_remaining": net.remaining(), **per_layer, **summary}, step=cfg.steps_per_round)
         save_masks(run_dir / "masks" / f"round_{rnd:02d}.pt", net.masks())
 
-    theta0 = {k: v.detach().clone() for k, v in new_net(cfg.seed).named_parameters()}
+    theta0 = {k: v.detach().clone() for k, v in new_net(cfg, cfg.seed).named_parameters()}
     if cfg.masks_from:  # one round: the loaded masks on this seed's init (or a fresh one)
         masks = load_masks(cfg.masks_from, cfg.shapes())
-        net = new_net(_reinit_seed(cfg.seed, 1)) if cfg.reinit else from_state(theta0, masks)
-        net.set_masks(masks)
+        net = reinitialised(cfg, 1, masks) if cfg.reinit else rewound(cfg, theta0, masks)
         _set_round(ctx, 1)
         _, summary = train(net, 1)
         log_round(1, net, summary)
@@ -311,7 +298,7 @@ def execute(cfg: LotteryConfig, ctx) -> None:
 
     # round 0: the dense network, which also fixes where survivors rewind to
     ones = {k: torch.ones(s, dtype=torch.bool) for k, s in cfg.shapes().items()}
-    net = from_state(theta0, ones)
+    net = rewound(cfg, theta0, ones)
     snap = Snapshot(cfg.rewind_step)
     _set_round(ctx, 0)
     dense, summary = train(net, 0, callbacks=(snap,))
@@ -324,18 +311,42 @@ def execute(cfg: LotteryConfig, ctx) -> None:
         masks = next_masks(cfg, rnd, masks, trained, dense, theta0, counts)
         _set_round(ctx, rnd)
         if lineage_apart:
-            trained, lin = train(from_state(start, masks), rnd, prefix="imp/")
+            trained, lin = train(rewound(cfg, start, masks), rnd, prefix="imp/")
             if ctx.writer is not None:
                 ctx.writer.log({"imp/round/test_acc": lin["imp/round/test_acc"]}, step=cfg.steps_per_round)
-        if cfg.reinit:
-            net = new_net(_reinit_seed(cfg.seed, rnd))
-            net.set_masks(masks)
-        else:
-            net = from_state(start, masks)
+        net = reinitialised(cfg, rnd, masks) if cfg.reinit else rewound(cfg, start, masks)
         weights, summary = train(net, rnd)
         if not lineage_apart:
             trained = weights
         log_round(rnd, net, summary)
+
+
+def new_net(cfg: LotteryConfig, seed: int):
+    import torch
+
+    from models.lottery import MaskedMLP
+
+    torch.manual_seed(seed)
+    return MaskedMLP(D_IN, cfg.hidden, D_OUT, cfg.init)
+
+
+def rewound(cfg: LotteryConfig, state, masks):
+    """The network with the saved parameters (init or step k) for survivors and zeros for pruned weights."""
+    import torch
+
+    net = new_net(cfg, cfg.seed)
+    with torch.no_grad():
+        for k, p in net.named_parameters():
+            p.copy_(state[k])
+    net.set_masks(masks)
+    return net
+
+
+def reinitialised(cfg: LotteryConfig, rnd: int, masks):
+    """The same masks on fresh random weights, a different draw each round."""
+    net = new_net(cfg, _reinit_seed(cfg.seed, rnd))
+    net.set_masks(masks)
+    return net
 
 
 def _reinit_seed(seed: int, rnd: int) -> int:
