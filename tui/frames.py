@@ -57,40 +57,52 @@ def thin(df: pl.DataFrame, x: str, y: str, buckets: int, *, log_x: bool = False)
     return df.with_columns(b, idx).filter(keep).drop("_b", "_i")
 
 
-def metric_over_steps(rows: pl.DataFrame, metric: str, alpha: float) -> pl.DataFrame:
-    """(step, value) of one metric of one run, one row per step, smoothed."""
-    return (
-        rows.lazy().filter((pl.col("name") == metric) & pl.col("value").is_not_null())
-        .group_by("step").agg(pl.col("value").last()).sort("step")
-        .select("step", ema("value", alpha).alias("value"))
-        .collect()
-    )
+def metric_over_steps(rows: pl.DataFrame, alpha: float) -> pl.DataFrame:
+    """(step, value) of one metric of one run, smoothed; rows arrive in step order from the store."""
+    return rows.lazy().filter(pl.col("value").is_not_null()).select("step", ema("value", alpha).alias("value")).collect()
 
 
-def step_series(frames: dict[str, pl.DataFrame], manifests: dict[str, dict], metric: str, *, alpha: float = 0.0,
-                buckets: int = 200, log_x: bool = True) -> list[Series]:
-    """One series per configuration (seeds pooled: mean with a min–max band), in the order runs are given."""
+def step_series(frames: dict[str, dict[str, pl.DataFrame]], manifests: dict[str, dict], metric: str, *, alpha: float = 0.0,
+                buckets: int = 200, log_x: bool = True, rows: dict[str, int] | None = None,
+                cache: dict | None = None) -> list[Series]:
+    """One series per configuration (seeds pooled: mean with a min–max band), in the order runs are given.
+
+    With `rows` (run id -> rows read) and a `cache` dict, a configuration whose runs got no new rows is not
+    recomputed: finished runs cost nothing while live ones stream in.
+    """
     by_cfg: dict[str, list[str]] = {}
     for rid, m in manifests.items():
         by_cfg.setdefault(config_key(m), []).append(rid)
     out = []
     for n, (key, rids) in enumerate(by_cfg.items()):
-        parts = [metric_over_steps(frames[r], metric, alpha).with_columns(pl.lit(r).alias("run"))
-                 for r in rids if r in frames]
+        ck = (tuple((r, rows.get(r)) for r in rids), metric, alpha, buckets, log_x, n) if rows is not None else None
+        if cache is not None and ck in cache:
+            if cache[ck] is not None:
+                out.append(cache[ck])
+            continue
+        if cache is not None and ck is not None:
+            cache[ck] = None
+        parts = [metric_over_steps(frames[r][metric], alpha) for r in rids if metric in frames.get(r, {})]
         parts = [p for p in parts if p.height]
         if not parts:
             continue
-        agg = (
-            pl.concat(parts).group_by("step")
-            .agg(pl.col("value").mean().alias("y"), pl.col("value").min().alias("lo"),
-                 pl.col("value").max().alias("hi"))
-            .sort("step")
-        )
+        if len(parts) == 1:
+            agg = parts[0].select("step", pl.col("value").alias("y"), pl.col("value").alias("lo"),
+                                  pl.col("value").alias("hi"))
+        else:
+            agg = (
+                pl.concat(parts).group_by("step")
+                .agg(pl.col("value").mean().alias("y"), pl.col("value").min().alias("lo"),
+                     pl.col("value").max().alias("hi"))
+                .sort("step")
+            )
         agg = thin(agg, "step", "y", buckets, log_x=log_x)
         label = label_of(manifests[rids[0]]) + (f" ({len(parts)} seeds)" if len(parts) > 1 else "")
         band = len(parts) > 1
         out.append(Series(label, agg["step"].to_numpy().astype(float), agg["y"].to_numpy(),
                           agg["lo"].to_numpy() if band else None, agg["hi"].to_numpy() if band else None, n))
+        if cache is not None and ck is not None:
+            cache[ck] = out[-1]
     return out
 
 
@@ -115,20 +127,16 @@ def sweep_series(frames: dict[str, pl.DataFrame], manifests: dict[str, dict], me
 
     def by_config(rid, m, f, metric):
         x = (m.get("config") or {}).get(name)
-        last = f.filter((pl.col("name") == metric) & pl.col("value").is_not_null()).sort("step").tail(1)
-        if x is None or last.height == 0:
+        last = f[metric].drop_nulls("value").tail(1) if metric in f else None
+        if x is None or last is None or last.height == 0:
             return None
         return pl.DataFrame({"x": [float(x)], "y": [last["value"][0]]})
 
     def by_round(rid, m, f, metric):
-        return (
-            f.lazy().filter(pl.col("name").is_in([metric, name]) & pl.col("value").is_not_null())
-            .sort("step").group_by("round", "name").agg(pl.col("value").last())
-            .collect().pivot(on="name", index="round", values="value")
-            .select(pl.col(name).alias("x") if name in f["name"].unique().to_list() else pl.lit(None).alias("x"),
-                    pl.col(metric).alias("y") if metric in f["name"].unique().to_list() else pl.lit(None).alias("y"))
-            .drop_nulls()
-        )
+        if metric not in f or name not in f:
+            return None
+        last = lambda col: f[col].drop_nulls("value").group_by("round").agg(pl.col("value").last().alias(col))  # noqa: E731
+        return last(name).join(last(metric), on="round").select(pl.col(name).alias("x"), pl.col(metric).alias("y"))
 
     pts = _final_points(frames, manifests, metric, by_config if kind == "config" else by_round)
     agg = (pts.group_by("label", "x", maintain_order=True)

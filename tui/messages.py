@@ -19,7 +19,8 @@ class Snapshot:
 
     root: Path
     runs: tuple[RunInfo, ...] = ()
-    frames: Mapping[str, pl.DataFrame] = field(default_factory=lambda: MappingProxyType({}))
+    frames: Mapping[str, Mapping[str, pl.DataFrame]] = field(default_factory=lambda: MappingProxyType({}))
+    # run id -> metric name -> rows (step, value, round) read so far; never mutated, replaced on change
     rows: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))  # run id -> rows read
     problems: tuple[str, ...] = ()
     error: str | None = None  # the runs directory itself is missing or unreadable

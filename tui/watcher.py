@@ -11,7 +11,7 @@ import polars as pl
 from phenomon import store
 from tui.messages import Snapshot
 
-KEEP = ("step", "name", "value", "round")  # the columns charts use; wall and epoch stay on disk
+KEEP = ("step", "value", "round")  # the columns charts use; wall and epoch stay on disk
 
 
 class StoreWatcher:
@@ -20,7 +20,7 @@ class StoreWatcher:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self._readers: dict[str, store.IncrementalReader] = {}
-        self._frames: dict[str, pl.DataFrame] = {}
+        self._frames: dict[str, dict[str, pl.DataFrame]] = {}  # run id -> metric name -> (step, value, round)
         self._seen: dict[str, tuple] = {}
         self._last: Snapshot | None = None
 
@@ -39,13 +39,12 @@ class StoreWatcher:
             if ended and reader.offset >= int(r.manifest.get("rows") or 0) and r.id in self._frames:
                 continue  # nothing new can arrive: do not even list its segments
             try:
-                new = reader.poll().select(KEEP)
+                new = reader.poll()
             except OSError as e:
                 errors.append(f"{r.id}: {e}")
                 continue
             if new.height or r.id not in self._frames:
-                old = self._frames.get(r.id)
-                self._frames[r.id] = new if old is None else pl.concat([old, new], rechunk=False)
+                self._frames[r.id] = self._append(self._frames.get(r.id, {}), new)
                 changed = True
         for rid in set(self._frames) - {r.id for r in runs}:  # a run directory was removed
             self._frames.pop(rid)
@@ -60,7 +59,17 @@ class StoreWatcher:
             return None
         return self._emit(Snapshot(
             self.root, tuple(runs), MappingProxyType(dict(self._frames)),
-            MappingProxyType({k: v.height for k, v in self._frames.items()}), problems, None, time.monotonic()))
+            MappingProxyType({rid: reader.offset for rid, reader in self._readers.items()}), problems, None,
+            time.monotonic()))
+
+    @staticmethod
+    def _append(old: dict[str, pl.DataFrame], new: pl.DataFrame) -> dict[str, pl.DataFrame]:
+        """Split new rows by metric once, at ingestion, so a chart never filters a whole run again."""
+        out = dict(old)
+        for (name,), part in new.partition_by("name", as_dict=True, maintain_order=True).items():
+            part = part.select(KEEP)
+            out[name] = part if name not in out else pl.concat([out[name], part], rechunk=False)
+        return out
 
     def _emit(self, snap: Snapshot) -> Snapshot | None:
         if snap.error and self._last is not None and self._last.error == snap.error:

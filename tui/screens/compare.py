@@ -55,6 +55,7 @@ class CompareScreen(Screen):
 
     def on_mount(self) -> None:
         self._key = None
+        self._cache: dict = {}
         self._update()
 
     def watch_snapshot(self) -> None:
@@ -85,7 +86,7 @@ class CompareScreen(Screen):
     def signal_names(self, fr) -> list[str]:
         names = set()
         for f in fr.values():
-            names |= set(f["name"].unique().to_list())
+            names |= set(f)
         return sorted(n for n in names if n not in PANELS and n != "step")
 
     def _update(self) -> None:
@@ -103,6 +104,11 @@ class CompareScreen(Screen):
 
     def _recompute(self, fr, manifests, x_axis, width) -> None:
         alpha = SMOOTHING[self.smoothing]
+        old, cache = self._cache, {}
+        self._cache = cache
+        cache.update(old)  # entries of runs that moved on are keyed by old row counts and simply never hit
+        if len(cache) > 512:
+            cache.clear()
         signals = self.signal_names(fr)
         sig = signals[self.signal_index % len(signals)] if signals else None
         charts = {name: self.query_one(f"#chart-{name.replace('/', '-')}", LineChart) for name in PANELS}
@@ -111,7 +117,8 @@ class CompareScreen(Screen):
         self.query_one("#chart-signal").display = sig is not None
         for name, chart in charts.items():
             if x_axis == "step":
-                series = frames.step_series(fr, manifests, name, alpha=alpha, buckets=width, log_x=self.log_x)
+                series = frames.step_series(fr, manifests, name, alpha=alpha, buckets=width, log_x=self.log_x,
+                                            rows=dict(self.snapshot.rows), cache=cache)
             else:
                 series = frames.sweep_series(fr, manifests, name, x_axis)
             with chart.prevent(LineChart.CursorMoved):

@@ -149,7 +149,7 @@ class LineChart(Widget):
         if lim is None or W < 4 or H < 2:
             msg = self.empty_text if lim is None else "(too small)"
             lines[min(h - 1, h // 2)] = [Segment(msg.center(w)[:w], dim)]
-            return [Strip(seg, w) for seg in lines]
+            return [Strip(seg).adjust_cell_length(w) for seg in lines]
         x0, x1, y0, y1 = lim
         code = np.zeros((H, W), dtype=np.int32)
         owner = np.full((H, W), -1)
@@ -168,20 +168,29 @@ class LineChart(Widget):
         yt = {int(round((H - 1) * (1 - (t - y0) / (y1 - y0)))): t for t in nice_ticks(y0, y1, max(2, H // 3))}
         styles = [Style(color=c) for c in PALETTE]
         bands = [Style(bgcolor=_blend(c, 0.35)) for c in PALETTE]
-        cursor_bg = Color.parse("#3a3a3a")
+        cursor = Style(bgcolor=Color.parse("#3a3a3a"))
+        combined: dict[tuple[int, int, bool], Style] = {}
+
+        def style_of(o: int, b: int, cur: bool) -> Style:
+            st = combined.get((o, b, cur))
+            if st is None:
+                st = styles[self.series[o].color % len(PALETTE)] if o >= 0 else Style()
+                if b >= 0:
+                    st = st + bands[self.series[b].color % len(PALETTE)]
+                if cur:
+                    st = st + cursor
+                combined[(o, b, cur)] = st
+            return st
+
         for r in range(H):
             segs = [Segment((fmt_num(yt[r]) if r in yt else "").rjust(LEFT - 1)[: LEFT - 1] + ("┤" if r in yt else "│"),
                             dim)]
             run_text, run_style = [], None
+            codes, owners, band_owners = code[r].tolist(), owner[r].tolist(), band_owner[r].tolist()
             for c in range(W):
-                k, o, b = int(code[r, c]), int(owner[r, c]), int(band_owner[r, c])
-                ch = chr(0x2800 + k) if k else " "
-                st = styles[self.series[o].color % len(PALETTE)] if o >= 0 else Style()
-                if b >= 0:
-                    st = st + bands[self.series[b].color % len(PALETTE)]
-                if c == cur_col:
-                    st = st + Style(bgcolor=cursor_bg)
-                    ch = ch if k else "│"
+                k = codes[c]
+                ch = chr(0x2800 + k) if k else ("│" if c == cur_col else " ")
+                st = style_of(owners[c], band_owners[c], c == cur_col)
                 if st != run_style and run_text:
                     segs.append(Segment("".join(run_text), run_style))
                     run_text = []
@@ -193,7 +202,7 @@ class LineChart(Widget):
         lines[1 + H], lines[2 + H] = self._x_axis(x0, x1, W, dim)
         self.drawn_at = time.monotonic()
         self.draws += 1
-        return [Strip(seg, w) for seg in lines]
+        return [Strip(seg).adjust_cell_length(w) for seg in lines]
 
     def _x_axis(self, x0: float, x1: float, W: int, dim: Style):
         axis = ["─"] * W
