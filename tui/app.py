@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from pathlib import Path
@@ -242,8 +243,6 @@ class PhenomonApp(App[str | None]):
     def action_add_seed(self) -> None:
         if self.focus_cfg is None or not hasattr(self.focus_cfg, "seed"):
             return
-        import dataclasses
-
         same = [r.manifest.get("seed") or 0 for r in (self.snapshot.runs if self.snapshot else ())
                 if (pc := launches.config_of(r)) and dataclasses.replace(pc[1], seed=0)
                 == dataclasses.replace(self.focus_cfg, seed=0)]
