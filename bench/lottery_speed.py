@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -61,6 +62,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=200)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    warnings.filterwarnings("ignore", message=".*[Ss]parse.*")  # beta-state notices, not results
     for label, shape in (("lottery MLP's 300×100 layer, batch 100", (300, 100, 100)),
                          ("wide 2048×2048 layer, batch 256", (2048, 2048, 256))):
         r = bench(*shape, repeats=a.repeats if shape[0] < 1000 else max(20, a.repeats // 10))

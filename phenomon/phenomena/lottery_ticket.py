@@ -291,7 +291,7 @@ def execute(cfg: LotteryConfig, ctx) -> None:
     if cfg.masks_from:  # one round: the loaded masks on this seed's init (or a fresh one)
         masks = load_masks(cfg.masks_from, cfg.shapes())
         net = reinitialised(cfg, 1, masks) if cfg.reinit else rewound(cfg, theta0, masks)
-        _set_round(ctx, 1)
+        _set_round(ctx, 1, 1)
         _, summary = train(net, 1)
         log_round(1, net, summary)
         return
@@ -300,7 +300,7 @@ def execute(cfg: LotteryConfig, ctx) -> None:
     ones = {k: torch.ones(s, dtype=torch.bool) for k, s in cfg.shapes().items()}
     net = rewound(cfg, theta0, ones)
     snap = Snapshot(cfg.rewind_step)
-    _set_round(ctx, 0)
+    _set_round(ctx, 0, rounds)
     dense, summary = train(net, 0, callbacks=(snap,))
     log_round(0, net, summary)
     start, trained, masks = snap.state, dense, ones
@@ -309,7 +309,7 @@ def execute(cfg: LotteryConfig, ctx) -> None:
     for rnd in range(1, rounds + 1):
         counts = keep_counts(cfg.shapes(), cfg.prune_rate, cfg.prune_rate_output, cfg.scope, rnd)
         masks = next_masks(cfg, rnd, masks, trained, dense, theta0, counts)
-        _set_round(ctx, rnd)
+        _set_round(ctx, rnd, rounds)
         if lineage_apart:
             trained, lin = train(rewound(cfg, start, masks), rnd, prefix="imp/")
             if ctx.writer is not None:
@@ -353,9 +353,11 @@ def _reinit_seed(seed: int, rnd: int) -> int:
     return 1_000_003 * (seed + 1) + rnd
 
 
-def _set_round(ctx, rnd: int) -> None:
+def _set_round(ctx, rnd: int, rounds: int) -> None:
+    """Stamp the coming rows with the round; the manifest says which round of how many (progress is per fit)."""
     if ctx.writer is not None:
         ctx.writer.set_round(rnd)
+        ctx.writer.update(round={"round": rnd, "rounds": rounds})
 
 
 def next_masks(cfg: LotteryConfig, rnd: int, prev, trained, dense, theta0, counts):
