@@ -50,13 +50,40 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--runs")
     d.add_argument("--max-steps", type=int)
     d.add_argument("--accelerator", default="auto", choices=("auto", "cpu", "gpu"))
+    experiment.add_parser(sub)
 
     t = sub.add_parser("tui", help="the live monitor: runs, comparison panels, keys that start paired runs")
     t.add_argument("phenomenon", nargs="?", help="focus this phenomenon (default: the latest run's)")
     t.add_argument("--runs", help="runs directory (default ./runs or $PHENOMON_RUNS)")
     t.add_argument("--demo", action="store_true", help="on an empty runs directory, start the grokking demo")
-    experiment.add_parser(sub)
+    _add_science_commands(sub)
     return p
+
+
+def _add_science_commands(sub) -> None:
+    sc = sub.add_parser("score", help="the scorecard: which explanation signals track, lead, add to the norm")
+    sc.add_argument("--runs")
+    sc.add_argument("--phenomenon", help="only this phenomenon's rows (default: every phenomenon and overall)")
+    sc.add_argument("--all", action="store_true", help="show every signal variant, not only the main ones")
+    rp = sub.add_parser("report", help="figures (PNG) and a Markdown summary for a group of runs")
+    rp.add_argument("group", nargs="?", help="comparison group or run id (default: every run)")
+    rp.add_argument("--out", required=True, help="directory to write into")
+    rp.add_argument("--runs")
+    hy = sub.add_parser("hypothesis", help="preregister hypotheses about signals, then check them against later runs")
+    hs = hy.add_subparsers(dest="hcmd", parser_class=_Parser)
+    ha = hs.add_parser("add", help="register a hypothesis before the runs that test it")
+    ha.add_argument("text")
+    ha.add_argument("--signal", required=True)
+    ha.add_argument("--phenomenon", required=True)
+    ha.add_argument("--expect", required=True, help="track | lead | beyond | nothing | intervene")
+    ha.add_argument("--threshold", type=float)
+    ha.add_argument("--runs")
+    for name, helptext in (("list", "registered hypotheses"), ("check", "evaluate each against the runs made after it")):
+        x = hs.add_parser(name, help=helptext)
+        x.add_argument("--runs")
+    hw = hs.add_parser("withdraw", help="remove a hypothesis (only while no run was made after it)")
+    hw.add_argument("id")
+    hw.add_argument("--runs")
 
 
 def main(argv: list[str] | None = None) -> int:
