@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--accelerator", default="auto", choices=("auto", "cpu", "gpu"))
     r.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on 2 busy cores)")
     r.add_argument("--group", help="comparison group (default: derived from the config without its toggles)")
+    r.add_argument("--signals", help="comma-separated explanation signals to stream, or 'none' (default: all that apply)")
     r.add_argument("--runs", help="runs directory (default ./runs or $PHENOMON_RUNS)")
 
     ls = sub.add_parser("ls", help="table of runs")
@@ -136,7 +137,12 @@ def cmd_run(args, argv) -> int:
             raise UsageError(f"--max-steps must be positive, got {args.max_steps}")
         sets.append(f"max_steps={args.max_steps}")
     cfg = ph.resolve(args.preset, sets, args.toggle)
-    opts = runner.RunOptions(root=_root(args), accelerator=args.accelerator, threads=args.threads, group=args.group)
+    signals = None
+    if args.signals is not None:
+        signals = () if args.signals.strip().lower() == "none" else tuple(
+            x.strip() for x in args.signals.split(",") if x.strip())
+    opts = runner.RunOptions(root=_root(args), accelerator=args.accelerator, threads=args.threads, group=args.group,
+                             signals=signals)
     info = runner.run(ph, cfg, opts, argv=["phenomon", *argv])
     m = info.manifest
     print(f"{info.id}: {m['status']}" + (f" ({m['error']})" if m.get("error") else ""))

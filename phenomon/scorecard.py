@@ -187,6 +187,8 @@ def per_unit(pts: pl.DataFrame) -> pl.DataFrame:
         pl.col("value").last().alias("last"),
         pl.col("outcome").last().alias("final_outcome"),
     )
+    # NaN compares greater than every number in polars: undefined correlations must be null before any test
+    stats = stats.with_columns(pl.col("rho", "r_sn", "r_on").fill_nan(None))
     partial = ((pl.col("rho") - pl.col("r_sn") * pl.col("r_on"))
                / ((1 - pl.col("r_sn") ** 2) * (1 - pl.col("r_on") ** 2)).sqrt())
     return stats.with_columns(

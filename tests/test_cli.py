@@ -31,6 +31,7 @@ def test_help_and_phenomena_listing(capsys):
     (["run", "grokking", "--seed", "x"], "invalid int value"),
     (["run", "grokking", "--accelerator", "tpu"], "invalid choice"),
     (["frobnicate"], "invalid choice"),
+    (["run", "grokking", "--signals", "astrology"], "unknown signal(s) astrology; valid:"),
 ])
 def test_usage_errors_are_one_line_exit_2(argv, message, capsys, runs):
     assert main([*argv, "--runs", str(runs)] if argv[0] == "run" else argv) == 2
