@@ -205,6 +205,37 @@ def test_tiny_end_to_end_two_rounds_write_round_rows_and_masks(runs):
     assert info.manifest["verdict"]
 
 
+@pytest.mark.parametrize("toggle", ["reinit", "random_prune", "prune_at_init", "one_shot", "rewind"])
+def test_every_variant_runs_through_the_same_code_path(runs, toggle):
+    more = ["epochs=21"] if toggle == "rewind" else []  # rewind step 80 must fall inside a round
+    cfg = LT.resolve(sets=SMALL + ["target_remaining=0.66", "scope=global", *more], toggles=[toggle])
+    info = runner.run(LT, cfg, runner.RunOptions(root=runs, signals=()))
+    assert info.state == "finished", info.manifest.get("error")
+    assert info.manifest["toggles"] == [toggle]
+    f = store.wide(store.read_metrics(info.dir)).filter(pl.col("weights_remaining").is_not_null())
+    assert f["round"].to_list() == [0, 1, 2]
+
+
+def test_saved_masks_can_be_trained_again(runs):
+    base = runner.run(LT, LT.resolve(sets=SMALL), runner.RunOptions(root=runs, signals=()))
+    path = base.dir / "masks" / "round_01.pt"
+    info = runner.run(LT, LT.resolve(sets=SMALL + [f"masks_from={path}", "seed=3"]), runner.RunOptions(root=runs))
+    f = store.wide(store.read_metrics(info.dir)).filter(pl.col("weights_remaining").is_not_null())
+    assert f["round"].to_list() == [1] and "loaded masks" in info.manifest["verdict"]
+
+
+def test_experiment_command_rejects_bad_input_before_starting_anything(runs, capsys):
+    from phenomon.cli import main
+
+    for argv, msg in ((["experiment", "grokking"], "has no experiment"),
+                      (["experiment", "lottery_ticket", "--variants", "ticket,nope"], "unknown variant 'nope'"),
+                      (["experiment", "lottery_ticket", "--seeds", "a"], "--seeds expects"),
+                      (["experiment", "lottery_ticket", "--set", "prune_rate=2"], "prune_rate must be in")):
+        assert main([*argv, "--runs", str(runs)]) == 2
+        assert msg in capsys.readouterr().err
+    assert not runs.exists() or not any(runs.iterdir())
+
+
 @pytest.mark.parametrize("sets, msg", [
     (["prune_rate=1.5"], "prune_rate must be in (0, 1)"),
     (["prune_rate=0"], "prune_rate must be in (0, 1)"),
