@@ -50,7 +50,8 @@ def group_verdict(ph: Phenomenon, root: Path, group: str, problems: list[str] | 
 def add_parser(sub) -> None:
     e = sub.add_parser("experiment", help="a phenomenon's variants × seeds in parallel processes, judged together")
     e.add_argument("phenomenon")
-    e.add_argument("--variants", help="comma-separated subset of the experiment's variants (default: all)")
+    e.add_argument("--variants", help="comma-separated variants: the experiment's, or any toggle's name "
+                                      "(default: the experiment's)")
     e.add_argument("--seeds", help="comma-separated seeds (default: the phenomenon's, usually 0,1,2)")
     e.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every run")
     e.add_argument("--preset")
@@ -70,10 +71,12 @@ def cmd_experiment(args, argv) -> int:
     if not ph.experiment:
         with_exp = [n for n in registry.names() if registry.get(n).experiment]
         raise UsageError(f"{ph.name} has no experiment; phenomena with one: {', '.join(with_exp) or 'none'}")
+    # the experiment's own variants, and any single toggle by its name
+    variants = {**{t.name: (t.name,) for t in ph.toggles}, **ph.experiment}
     labels = [v.strip() for v in args.variants.split(",")] if args.variants else list(ph.experiment)
     for v in labels:
-        if v not in ph.experiment:
-            raise UsageError(f"unknown variant {v!r} for {ph.name}; valid: {', '.join(ph.experiment)}")
+        if v not in variants:
+            raise UsageError(f"unknown variant {v!r} for {ph.name}; valid: {', '.join(variants)}")
     try:
         seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else list(ph.seeds)
     except ValueError:
@@ -81,11 +84,11 @@ def cmd_experiment(args, argv) -> int:
     if args.parallel is not None and args.parallel < 1:
         raise UsageError(f"--parallel must be >= 1, got {args.parallel}")
     # resolve every run here: a mistake stops the whole experiment before anything starts
-    cfgs = [(v, s, ph.resolve(args.preset, [*args.set, f"seed={s}"], list(ph.experiment[v])))
+    cfgs = [(v, s, ph.resolve(args.preset, [*args.set, f"seed={s}"], list(variants[v])))
             for v in labels for s in seeds]
     group = ph.group_of(cfgs[0][2])
     root = prepare_root(Path(args.runs) if args.runs else store.default_root())
-    children = [Child(f"{v} seed {s}", RunSpec(ph.name, sets=tuple(args.set), toggles=ph.experiment[v],
+    children = [Child(f"{v} seed {s}", RunSpec(ph.name, sets=tuple(args.set), toggles=variants[v],
                                                preset=args.preset, seed=s, accelerator=args.accelerator,
                                                threads=args.threads, root=root))
                 for v, s, _ in cfgs]
