@@ -24,6 +24,7 @@ from tui.screens.confirm import ConfirmScreen
 from tui.screens.detail import DetailScreen
 from tui.screens.help import HelpScreen
 from tui.screens.runs import RunsScreen
+from tui.screens.scorecard import ScorecardScreen
 from tui.screens.small import MIN_HEIGHT, MIN_WIDTH, TooSmallScreen
 from tui.watcher import StoreWatcher
 
@@ -40,6 +41,7 @@ class PhenomonApp(App[str | None]):
         Binding("n", "add_seed", "Add seed"),
         Binding("k", "stop_focused", "Stop focused"),
         Binding("v", "show_compare", "Compare view"),
+        Binding("S", "show_scorecard", "Scorecard"),
         Binding("r", "show_runs", "Runs view", show=False),
     ]
 
@@ -64,8 +66,8 @@ class PhenomonApp(App[str | None]):
 
     # lifecycle --------------------------------------------------------------------------------------
     def on_mount(self) -> None:
-        self.install_screen(RunsScreen(), "runs")
-        self.install_screen(CompareScreen(), "compare")
+        for name, screen in (("runs", RunsScreen), ("compare", CompareScreen), ("scorecard", ScorecardScreen)):
+            self.install_screen(screen(), name)
         self.push_screen("runs")
         for name in registry.names():
             for t in registry.get(name).toggles:
@@ -119,7 +121,7 @@ class PhenomonApp(App[str | None]):
         runs, compare = self.get_screen("runs"), self.get_screen("compare")
         runs.selected = self.selected
         compare.run_ids = self.compare_ids
-        runs.snapshot = compare.snapshot = self.snapshot
+        runs.snapshot = compare.snapshot = self.get_screen("scorecard").snapshot = self.snapshot
         pending = frozenset(t.name for t in (self.focus_ph.toggles if self.focus_ph else ())
                             if launches.chash(launches.flipped(self.focus_ph, self.focus_cfg, t.name))
                             in self.launches.pending)
@@ -263,13 +265,17 @@ class PhenomonApp(App[str | None]):
             self.follow_group = self.follow_group or self.focus_ph.group_of(self.focus_cfg)
             self.compare_ids = tuple(r.id for r in self.snapshot.runs if r.group == self.follow_group)
             self._bind_screens()
-        if not isinstance(self.screen, CompareScreen):
-            self.switch_screen("compare")
-            self.call_after_refresh(self._bind_screens)
+        self._switch("compare")
 
     def action_show_runs(self) -> None:
-        if not isinstance(self.screen, RunsScreen):
-            self.switch_screen("runs")
+        self._switch("runs")
+
+    def action_show_scorecard(self) -> None:
+        self._switch("scorecard")
+
+    def _switch(self, name: str) -> None:
+        if self.screen is not self.get_screen(name):
+            self.switch_screen(name)
             self.call_after_refresh(self._bind_screens)
 
     def action_help(self) -> None:
