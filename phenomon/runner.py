@@ -61,7 +61,13 @@ class RunContext:
     def __init__(self, ph: Phenomenon, cfg, writer: store.RunWriter | None, opts: RunOptions):
         self.ph, self.cfg, self.writer, self.opts = ph, cfg, writer, opts
 
-    def trainer(self, max_steps: int, eval_every: int, callbacks: tuple = (), **kw: Any):
+    def trainer(self, max_steps: int, eval_every: int, callbacks: tuple = (), signal_every: dict | None = None,
+                **kw: Any):
+        """A lean Trainer: one long epoch, validation every `eval_every` steps, streaming and signals attached.
+
+        `signal_every` overrides the signal schedule by cost class ({"cheap": N, "medium": N, "expensive": N});
+        by default cheap signals run at every evaluation, medium every 50 steps, expensive every 250.
+        """
         import pytorch_lightning as L
 
         from callbacks.progress import ProgressLine
@@ -74,7 +80,8 @@ class RunContext:
             from callbacks.signal_callback import SignalCallback
 
             names = S.DEFAULT if self.opts.signals is None else self.opts.signals
-            callbacks.append(SignalCallback(names, phenomenon=self.ph.name, every={"cheap": eval_every},
+            every = {"cheap": eval_every, **(signal_every or {})}
+            callbacks.append(SignalCallback(names, phenomenon=self.ph.name, every=every,
                                             seed=getattr(self.cfg, "seed", 0)))
         logger = RunStoreLogger(writer=self.writer, name=self.ph.name) if self.writer is not None else False
         return L.Trainer(
@@ -84,8 +91,9 @@ class RunContext:
             enable_checkpointing=False, log_every_n_steps=eval_every, **kw,
         )
 
-    def fit(self, module, datamodule, max_steps: int, eval_every: int, callbacks: tuple = (), **kw: Any):
-        trainer = self.trainer(max_steps, eval_every, callbacks=callbacks, **kw)
+    def fit(self, module, datamodule, max_steps: int, eval_every: int, callbacks: tuple = (),
+            signal_every: dict | None = None, **kw: Any):
+        trainer = self.trainer(max_steps, eval_every, callbacks=callbacks, signal_every=signal_every, **kw)
         trainer.fit(module, datamodule=datamodule)
         if getattr(trainer, "interrupted", False):
             raise Killed()

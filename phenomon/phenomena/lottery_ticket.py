@@ -275,7 +275,10 @@ def execute(cfg: LotteryConfig, ctx) -> None:
         timer = StepTimer()
         module = LotteryModule(net, cfg.optimizer, cfg.lr, cfg.momentum, cfg.weight_decay, prefix=prefix)
         ctx.opts.label = f"{label} round {rnd}/{rounds}{' ' + prefix.rstrip('/') if prefix else ''}"
-        ctx.fit(module, dm, max_steps=cfg.steps_per_round, eval_every=cfg.eval_every, callbacks=(timer, *callbacks))
+        # the x axis is rounds: signals at each round's start and end (and cheap ones 4 times) are what it needs
+        steps = cfg.steps_per_round
+        ctx.fit(module, dm, max_steps=steps, eval_every=cfg.eval_every, callbacks=(timer, *callbacks),
+                signal_every={"cheap": max(1, steps // 4), "medium": steps, "expensive": steps})
         summary = round_summary(module.evals, prefix)
         summary[f"{prefix}time/step_ms"] = timer.median_ms()
         return {k: v.detach().cpu().clone() for k, v in net.named_parameters()}, summary
