@@ -295,16 +295,19 @@ def cmd_score(args, argv) -> int:
         print(f"no scored runs in {root} (runs need an outcome metric and signals)")
         return 0
     f = lambda v, fmt="{:+.2f}": "–" if v is None or v != v else fmt.format(v)  # noqa: E731
-    rows = [("SIGNAL", "PHENOMENON", "TRACK ρ", "LEAD", "PARTIAL|NORM", "GENERAL", "INTERV", "NULLS", "VERDICT")]
+    rows = [("SIGNAL", "PHENOMENON", "TRACK ρ", "LEAD", "PARTIAL|NORM", "|PARTIAL|MAG", "GENERAL", "INTERV", "NULLS",
+             "VERDICT")]
     for r in table.iter_rows(named=True):
         rows.append((r["signal"].removeprefix("signal/"), r["phenomenon"], f(r["tracking"]), f(r["lead"]),
-                     f(r["partial"]), r["generality"], f(r["intervention"], "{:.2f}"), str(r["nulls"]), r["verdict"]))
+                     f(r["partial"]), f(r["partial_mag"], "{:.2f}"), r["generality"], f(r["intervention"], "{:.2f}"),
+                     str(r["nulls"]), r["verdict"]))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
     print(f"tracking: median Spearman ρ with the outcome over units where it moved; lead: outcome change point minus "
           f"the signal's, as a fraction of the run (> 0: the signal moves first); partial: ρ given the weight norm "
-          f"(|·| < {scorecard.ADDS_NOTHING}: adds nothing); general: conditions where |ρ| ≥ {scorecard.TRACKS}; "
+          f"(|·| < {scorecard.ADDS_NOTHING}: adds nothing); |partial|mag: the smallest |partial ρ| given any weight-magnitude "
+          f"statistic (norm, mean |w|, count of |w| ≥ 1.5); general: conditions where |ρ| ≥ {scorecard.TRACKS}; "
           f"interv: toggles that changed the outcome and the signal as predicted; nulls: non-finite values excluded")
     return 0
 

@@ -5,7 +5,7 @@ A hypothesis names a signal, a phenomenon, what is expected of the signal and a 
     track      median |ρ| with the outcome ≥ threshold (default 0.5)
     lead       median lead > threshold (default 0: the signal moves before the outcome), in most units
     beyond     median |partial ρ given the weight norm| ≥ threshold (default 0.2): it adds something to the norm
-    nothing    median |partial ρ given the weight norm| < threshold (default 0.2): it adds nothing
+    nothing    median |partial ρ| given the norm, or given any weight-magnitude statistic, < threshold (default 0.2)
     intervene  when a toggle changes the outcome, the signal changes as predicted in ≥ threshold of pairs (0.5)
 
 Stored as `<runs>/.hypotheses/<id>.json`, id = hash of the content; created with O_EXCL and never rewritten.
@@ -148,6 +148,9 @@ def check(root: Path, h: Hypothesis) -> tuple[str, str]:
         ok = v > h.threshold and frac >= 0.5
         return ("supported" if ok else "refuted"), f"median lead {v:+.2f} of the run, leads in {frac:.0%} of units"
     v = moving["partial"].drop_nulls().abs().median()
+    if h.expect == "nothing":
+        m = moving["partial_mag"].drop_nulls().median()
+        v = m if v is None else (v if m is None else min(v, m))
     if v is None:
         return "not enough runs", "partial correlation undefined (is the weight norm logged?)"
     v = float(v)

@@ -145,10 +145,10 @@ def write_report(root: Path, group: str | None, out: Path) -> list[Path]:
 
 def scorecard_markdown(t: pl.DataFrame) -> str:
     f = lambda v, fmt="{:+.2f}": "–" if v is None or v != v else fmt.format(v)  # noqa: E731
-    lines = ["| signal | phenomenon | tracking ρ | lead | partial ρ given norm | generality | intervention | nulls | verdict |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| signal | phenomenon | tracking ρ | lead | partial ρ given norm | min \\|partial\\| given magnitude | "
+             "generality | intervention | nulls | verdict |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in t.iter_rows(named=True):
         lines.append(f"| {r['signal'].removeprefix('signal/')} | {r['phenomenon']} | {f(r['tracking'])} | "
-                     f"{f(r['lead'])} | {f(r['partial'])} | {r['generality']} | {f(r['intervention'], '{:.2f}')} | "
+                     f"{f(r['lead'])} | {f(r['partial'])} | {f(r['partial_mag'], '{:.2f}')} | {r['generality']} | {f(r['intervention'], '{:.2f}')} | "
                      f"{r['nulls']} | {r['verdict']} |")
     return "\n".join(lines)

@@ -5,7 +5,8 @@ Per signal × unit (a run's training curve, a sweep's runs, or a run's pruning r
   lead       the x of the outcome's largest change point minus the signal's (mean-shift CUSUM), as a fraction of
              the x range: > 0 means the signal moves first (useful for prediction);
   partial    Spearman partial correlation with the outcome given the weight norm (the broad baseline): a signal
-             whose partial is near 0 adds nothing beyond the norm;
+             whose partial is near 0 adds nothing beyond the norm; `partial_mag` is the smallest |partial| given
+             any weight-magnitude statistic (norm, mean |w|, count of |w| >= 1.5: the prime count's confounders);
 then aggregated per signal × phenomenon and overall, with generality (in how many phenomenon/toggle conditions it
 keeps tracking) and intervention (when a toggle changes the outcome, does the signal change the way its tracking
 predicts?).
@@ -21,6 +22,9 @@ import polars as pl
 from phenomon import store
 
 BASELINE = "signal/weight_norm"
+# the magnitude family: the broad baseline and the prime count's confounders (mean |w|, how many |w| >= 1.5)
+MAGNITUDE = {"signal/weight_norm": "norm", "signal/magnitude/mean_abs": "mean|w|",
+             "signal/magnitude/n_ge_1.5": "#|w|≥1.5"}
 TRACKS = 0.5  # |ρ| at or above this counts as tracking
 ADDS_NOTHING = 0.2  # |partial ρ| below this: nothing beyond the norm
 OUTCOME_CHANGED = 0.1  # a toggle changed the outcome when the final outcome moved by this much
@@ -166,10 +170,17 @@ def per_unit(pts: pl.DataFrame) -> pl.DataFrame:
     g = ["unit", "signal"]
     nulls = pts.group_by(g).agg(pl.col("n_null").sum())
     clean = pts.filter(pl.col("value").is_not_null() & pl.col("outcome").is_not_null())
-    base = clean.filter(pl.col("signal") == BASELINE).select("unit", "x", pl.col("value").alias("norm"))
+    mags = {name: f"m{i}" for i, name in enumerate(MAGNITUDE)}
+    base = (clean.filter(pl.col("signal").is_in(list(mags)))
+            .with_columns(pl.col("signal").replace_strict(mags, return_dtype=pl.String))
+            .pivot(on="signal", index=["unit", "x"], values="value", aggregate_function="last"))
+    for col in mags.values():
+        if col not in base.columns:
+            base = base.with_columns(pl.lit(None, pl.Float64).alias(col))
     # window columns first, arithmetic after: nested windows inside one expression are evaluated many times over
     j = clean.join(base, on=["unit", "x"], how="left").sort(*g, "x").with_columns(
-        rv=pl.col("value").rank().over(g), ro=pl.col("outcome").rank().over(g), rn=pl.col("norm").rank().over(g),
+        rv=pl.col("value").rank().over(g), ro=pl.col("outcome").rank().over(g),
+        *[pl.col(c).rank().over(g).alias(f"r{c}") for c in mags.values()],
         x_next=pl.col("x").shift(-1).over(g), k=pl.int_range(1, pl.len() + 1).over(g), n=pl.len().over(g),
         sk_value=pl.col("value").cum_sum().over(g), sn_value=pl.col("value").sum().over(g),
         sk_outcome=pl.col("outcome").cum_sum().over(g), sn_outcome=pl.col("outcome").sum().over(g),
@@ -177,8 +188,8 @@ def per_unit(pts: pl.DataFrame) -> pl.DataFrame:
     stats = j.group_by("phenomenon", "group", "toggles", "seed", *g).agg(
         pl.len().alias("n"),
         pl.corr("rv", "ro").alias("rho"),
-        pl.corr("rv", "rn").alias("r_sn"),
-        pl.corr("ro", "rn").alias("r_on"),
+        *[pl.corr("rv", f"r{c}").alias(f"s_{c}") for c in mags.values()],
+        *[pl.corr("ro", f"r{c}").alias(f"o_{c}") for c in mags.values()],
         pl.col("x_next").get(pl.col("stat_value").arg_max().fill_null(0)).alias("cp_signal"),
         pl.col("x_next").get(pl.col("stat_outcome").arg_max().fill_null(0)).alias("cp_outcome"),
         pl.col("shift_outcome").get(pl.col("stat_outcome").arg_max().fill_null(0)).alias("outcome_shift"),
@@ -188,20 +199,31 @@ def per_unit(pts: pl.DataFrame) -> pl.DataFrame:
         pl.col("outcome").last().alias("final_outcome"),
     )
     # NaN compares greater than every number in polars: undefined correlations must be null before any test
-    stats = stats.with_columns(pl.col("rho", "r_sn", "r_on").fill_nan(None))
-    partial = ((pl.col("rho") - pl.col("r_sn") * pl.col("r_on"))
-               / ((1 - pl.col("r_sn") ** 2) * (1 - pl.col("r_on") ** 2)).sqrt())
+    stats = stats.with_columns(pl.col("rho", "^s_m.*$", "^o_m.*$").fill_nan(None))
+
+    def partial(c: str) -> pl.Expr:
+        rs, ro = pl.col(f"s_{c}"), pl.col(f"o_{c}")
+        p = (pl.col("rho") - rs * ro) / ((1 - rs ** 2) * (1 - ro ** 2)).sqrt()
+        # a monotone function of the baseline has its ranks: it adds nothing by definition (the formula is 0/0)
+        return pl.when(rs.abs() > 0.999).then(0.0).otherwise(p.fill_nan(None))
+
+    stats = stats.with_columns(*[partial(c).alias(f"p_{c}") for c in mags.values()])
+    # beyond magnitude: the partial given whichever magnitude statistic (other than the signal itself) explains most
+    others = [pl.when(pl.col("signal") != name).then(pl.col(f"p_{c}").abs()) for name, c in mags.items()]
+    best = pl.min_horizontal(others)
+    which = pl.coalesce([pl.when(pl.col("signal") != name).then(
+        pl.when(pl.col(f"p_{c}").abs() == best).then(pl.lit(label))) for (name, c), label in
+        zip(mags.items(), MAGNITUDE.values())])
+    stats = stats.with_columns(partial_mag=best, explained_by=which)
     return stats.with_columns(
         rho=pl.col("rho").fill_nan(None),
         # a lead needs an outcome transition to lead: none when the outcome barely moved
         lead=pl.when((pl.col("outcome_shift") >= OUTCOME_CHANGED) & pl.col("rho").is_not_nan()
                      & pl.col("rho").is_not_null())
         .then((pl.col("cp_outcome") - pl.col("cp_signal")) / pl.col("span")).fill_nan(None),
-        # a monotone function of the norm has the norm's ranks: it adds nothing by definition (the formula is 0/0)
-        partial=pl.when(pl.col("signal") == BASELINE).then(None)
-        .when(pl.col("r_sn").abs() > 0.999).then(0.0).otherwise(partial.fill_nan(None)),
+        partial=pl.when(pl.col("signal") == BASELINE).then(None).otherwise(pl.col("p_m0")),
         movement=((pl.col("last") - pl.col("first")) / (pl.col("first").abs() + pl.col("last").abs() + 1e-12)),
-    ).join(nulls, on=g, how="left").drop("r_sn", "r_on")
+    ).join(nulls, on=g, how="left").drop(pl.selectors.matches("^[sop]_m\\d$"))
 
 
 def intervention(units: pl.DataFrame) -> pl.DataFrame:
@@ -232,6 +254,8 @@ def aggregate(units: pl.DataFrame) -> pl.DataFrame:
         pl.col("lead").median().alias("lead"),
         (pl.col("lead") > 0).filter(pl.col("lead").is_not_null()).mean().alias("leads_frac"),
         pl.col("partial").filter(moved).median().alias("partial"),
+        pl.col("partial_mag").filter(moved).median().alias("partial_mag"),
+        pl.col("explained_by").filter(moved).drop_nulls().mode().first().alias("explained_by"),
         pl.col("n_null").sum().alias("nulls"),
         cond.filter(moved & (pl.col("rho").abs() >= TRACKS)).n_unique().alias("cond_tracking"),
         cond.filter(moved).n_unique().alias("conditions"),
@@ -253,10 +277,13 @@ def aggregate(units: pl.DataFrame) -> pl.DataFrame:
 def _verdict_expr() -> pl.Expr:
     tracks = pl.col("tracking").abs() >= TRACKS
     nothing = pl.col("partial").abs() < ADDS_NOTHING
+    nothing_mag = pl.col("partial_mag") < ADDS_NOTHING
     return (pl.when(pl.col("signal") == BASELINE).then(pl.lit("the broad baseline"))
             .when(pl.col("tracking").is_null()).then(pl.lit("no information (constant or too few points)"))
             .when(~tracks).then(pl.lit("does not track"))
             .when(nothing).then(pl.lit("tracks, adds nothing beyond the norm"))
+            .when(pl.col("signal").is_in(list(MAGNITUDE))).then(pl.lit("a magnitude baseline"))
+            .when(nothing_mag).then(pl.format("tracks, adds nothing beyond weight magnitude ({})", "explained_by"))
             .when(pl.col("lead") > 0).then(pl.lit("tracks, adds to the norm, leads"))
             .otherwise(pl.lit("tracks, adds to the norm, lags")))
 

@@ -17,13 +17,17 @@ def _write(runs, rid, toggles, seed, jump_at, wd_on=True, rng=None):
     # the norm falls with weight decay, with its own wiggles (so it is not a function of the outcome)
     norm = (100 - 40 * sig(jump_at - 100, 200) if wd_on else 100 + 0.02 * steps) + 2 * rng.standard_normal(len(steps))
     leader = sig(jump_at - 300, 30) + 0.05 * rng.standard_normal(len(steps))
-    proxy = (norm / 10) ** 3  # a monotone function of the norm: the prime count's situation
+    proxy = (norm / 10) ** 3  # a monotone function of the norm
+    # a magnitude statistic with its own shape, and a monotone function of it: the prime count's situation
+    big = np.floor(50 * (1 - sig(jump_at - 50, 60)) + 20 * rng.random(len(steps)))
+    primes = 0.3 * big + 1
     noise = rng.standard_normal(len(steps))
     w = store.RunWriter(runs / rid, store.new_manifest(rid, "grokking", toggles=toggles, seed=seed,
                                                        group="grokking-g"), background=False)
     for i, s in enumerate(steps):
         w.log({"test/acc": test_acc[i], "signal/weight_norm": norm[i], "signal/leader": leader[i],
-               "signal/proxy": proxy[i], "signal/noise": noise[i], "signal/weight_norm@layer": norm[i]}, step=int(s))
+               "signal/proxy": proxy[i], "signal/noise": noise[i],
+               "signal/magnitude/n_ge_1.5": big[i], "signal/primes": primes[i], "signal/weight_norm@layer": norm[i]}, step=int(s))
     w.log({"signal/leader": float("nan")}, step=1505)
     w.close("finished")
 
@@ -40,7 +44,8 @@ def planted(runs):
 def test_planted_statistics(planted):
     table = scorecard.scorecard(planted)
     row = {r["signal"]: r for r in table.filter(pl.col("phenomenon") == "grokking").iter_rows(named=True)}
-    assert set(row) == {"signal/weight_norm", "signal/leader", "signal/proxy", "signal/noise"}, "per-layer rows left out"
+    assert set(row) == {"signal/weight_norm", "signal/leader", "signal/proxy", "signal/noise",
+                        "signal/magnitude/n_ge_1.5", "signal/primes"}, "per-layer rows left out"
     lead = row["signal/leader"]
     assert lead["lead"] == pytest.approx(300 / 1500, abs=0.03), "the leader moves 300 steps before the outcome"
     assert lead["leads_frac"] == 1.0
@@ -49,6 +54,10 @@ def test_planted_statistics(planted):
     assert proxy["verdict"] == "tracks, adds nothing beyond the norm"
     assert abs(row["signal/noise"]["tracking"]) < 0.3 and row["signal/noise"]["verdict"] == "does not track"
     assert row["signal/weight_norm"]["verdict"] == "the broad baseline"
+    primes = row["signal/primes"]
+    assert abs(primes["partial"]) >= 0.2, "beyond the L2 norm it seems to add something..."
+    assert primes["partial_mag"] < 0.05 and primes["explained_by"] == "#|w|≥1.5", "...which the count of |w|≥1.5 explains"
+    assert primes["verdict"] == "tracks, adds nothing beyond weight magnitude (#|w|≥1.5)"
     assert lead["nulls"] == 0 and row["signal/leader"]["units"] == 6
 
 
