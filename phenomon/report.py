@@ -119,11 +119,12 @@ def write_report(root: Path, group: str | None, out: Path) -> list[Path]:
     if table.height:
         t = table.filter(pl.col("phenomenon") == "(all)") if table["phenomenon"].n_unique() > 2 else \
             table.filter(pl.col("phenomenon") != "(all)")
-        cols = ["tracking", "lead", "partial", "intervention"]
+        cols = ["tracking", "lead", "partial", "partial_mag", "intervention"]
         mat = t.select(cols).to_numpy().astype(float)
-        fig, ax = plt.subplots(figsize=(7, 0.4 * t.height + 1.5))
+        fig, ax = plt.subplots(figsize=(8, 0.4 * t.height + 2))
         im = ax.imshow(mat, cmap="RdBu", vmin=-1, vmax=1, aspect="auto")
-        ax.set_xticks(range(len(cols)), ["tracking ρ", "lead", "partial ρ | norm", "intervention"])
+        ax.set_xticks(range(len(cols)), ["tracking ρ", "lead", "partial ρ\ngiven norm", "min |partial ρ|\ngiven magnitude",
+                                         "intervention"], fontsize=8)
         ax.set_yticks(range(t.height), [s.removeprefix("signal/") for s in t["signal"]], fontsize=8)
         for (i, j), v in __import__("numpy").ndenumerate(mat):
             ax.text(j, i, "" if v != v else f"{v:.2f}", ha="center", va="center", fontsize=7)
