@@ -261,7 +261,10 @@ def aggregate(units: pl.DataFrame) -> pl.DataFrame:
         cond.filter(moved).n_unique().alias("conditions"),
     ]
     per_ph = units.group_by("signal", "phenomenon").agg(agg)
-    overall = units.group_by("signal").agg(agg).with_columns(phenomenon=pl.lit("(all)"))
+    # across phenomena a signal may track with opposite signs (the norm falls as grokking succeeds and as pruning
+    # fails): the overall row reports magnitudes
+    overall = units.with_columns(pl.col("rho", "partial").abs()).group_by("signal").agg(agg).with_columns(
+        phenomenon=pl.lit("(all)"))
     iv = intervention(units)
     iv_all = iv.group_by("signal").agg(
         ((pl.col("intervention") * pl.col("n_pairs")).sum() / pl.col("n_pairs").sum()).alias("intervention"),
