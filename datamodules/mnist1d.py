@@ -85,6 +85,21 @@ def symmetric_label_noise(y: torch.Tensor, rate: float, seed: int,
     return noisy, idx
 
 
+def flip_labels(y: torch.Tensor, fraction: float, seed: int,
+                num_classes: int = NUM_CLASSES) -> tuple[torch.Tensor, torch.Tensor]:
+    """Give exactly round(fraction · n) labels, chosen at random, a different class (uniform over the others).
+
+    Returns the noisy labels and the (sorted) indices that were changed: every one of them is wrong.
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"label noise must be in [0, 1), got {fraction}")
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(len(y), generator=g)[: round(fraction * len(y))].sort().values
+    noisy = y.clone()
+    noisy[idx] = (y[idx] + torch.randint(1, num_classes, (len(idx),), generator=g)) % num_classes
+    return noisy, idx
+
+
 class ShuffledBatches(IterableDataset):
     """Endless shuffled minibatches by index slicing (no per-sample collation); `None` batch size = full batch."""
 
@@ -107,12 +122,15 @@ class ShuffledBatches(IterableDataset):
 class MNIST1DDataModule(L.LightningDataModule):
     """Train and test splits of one generated MNIST-1D set (and an optional validation split from the train side).
 
-    `label_noise` corrupts train labels only; `noisy_idx` records which and `y_train_clean` keeps the originals.
-    Evaluation is one batch per split: the whole split.
+    `label_noise` corrupts train labels only; `noisy_idx` records which and `y_train_clean` keeps the originals
+    (`exact_noise`: exactly that fraction is changed to a wrong class, see `flip_labels`; `noise_seed` defaults to
+    `data_seed + 1`). `train_pool` fixes how many generated samples precede validation and test, so train sizes up
+    to it share one test set (default: `train_size`). Evaluation is one batch per split: the whole split.
     """
 
     def __init__(self, train_size: int = 4000, test_size: int = 1000, val_size: int = 0, batch_size: int | None = 100,
-                 seed: int = 0, data_seed: int = 42, label_noise: float = 0.0, standardize: bool = True):
+                 seed: int = 0, data_seed: int = 42, label_noise: float = 0.0, standardize: bool = True,
+                 train_pool: int | None = None, noise_seed: int | None = None, exact_noise: bool = False):
         super().__init__()
         for k, v in (("train_size", train_size), ("test_size", test_size)):
             if v < 1:
@@ -121,22 +139,30 @@ class MNIST1DDataModule(L.LightningDataModule):
             raise ValueError(f"val_size must be >= 0, got {val_size}")
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be positive (or None for full batch), got {batch_size}")
+        pool = train_size if train_pool is None else train_pool
+        if train_size > pool:
+            raise ValueError(f"train_size ({train_size}) exceeds the train pool ({pool} samples)")
         self.batch_size, self.seed = batch_size, seed
-        n = train_size + val_size + test_size
-        x, y = generate(-(-n // NUM_CLASSES) * NUM_CLASSES, seed=data_seed)  # round up to whole classes
-        x, y = torch.from_numpy(x), torch.from_numpy(y)
-        tr, va = slice(0, train_size), slice(train_size, train_size + val_size)
-        te = slice(train_size + val_size, n)
+        n = pool + val_size + test_size
+        x, y = self._generate(n, data_seed)
+        tr, va = slice(0, train_size), slice(pool, pool + val_size)
+        te = slice(pool + val_size, n)
         if standardize:  # one scalar from the train split: keeps the signal's shape
             mu, sd = x[tr].mean(), x[tr].std()
             x = (x - mu) / sd
         self.y_train_clean = y[tr].clone()
-        y_train, self.noisy_idx = symmetric_label_noise(y[tr], label_noise, seed=data_seed + 1)
+        noise = flip_labels if exact_noise else symmetric_label_noise
+        y_train, self.noisy_idx = noise(y[tr], label_noise, seed=data_seed + 1 if noise_seed is None else noise_seed,
+                                        num_classes=self.num_classes)
         self.train = (x[tr], y_train)
         self.val = (x[va], y[va]) if val_size else None
         self.test = (x[te], y[te])
 
     num_classes = NUM_CLASSES
+
+    def _generate(self, n: int, data_seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = generate(-(-n // NUM_CLASSES) * NUM_CLASSES, seed=data_seed)  # round up to whole classes
+        return torch.from_numpy(x), torch.from_numpy(y)
 
     @property
     def steps_per_epoch(self) -> int:

@@ -21,14 +21,20 @@ def _toggles_key(r: store.RunInfo) -> str:
     return ",".join(sorted(r.manifest.get("toggles") or []))
 
 
-def group_frame(runs: list[store.RunInfo], problems: list[str] | None = None) -> pl.DataFrame:
-    """Wide rows of `runs` with `run`, `toggles` and `seed` columns; the latest run per (toggles, seed) only."""
-    latest: dict[tuple[str, object], store.RunInfo] = {}
+def group_frame(runs: list[store.RunInfo], problems: list[str] | None = None, axis: str | None = None) -> pl.DataFrame:
+    """Wide rows of `runs` with `run`, `toggles` and `seed` columns; the latest run per (toggles, seed) only.
+
+    With `axis` (a sweep's config field, e.g. "width"), also a column of that name, and the latest run per
+    (toggles, seed, axis value).
+    """
+    latest: dict[tuple, store.RunInfo] = {}
+    at = (lambda r: (r.manifest.get("config") or {}).get(axis)) if axis else (lambda r: None)
     for r in sorted(runs, key=lambda r: (r.manifest.get("started") or 0, r.id)):
-        latest[(_toggles_key(r), r.manifest.get("seed"))] = r
+        latest[(_toggles_key(r), r.manifest.get("seed"), at(r))] = r
     frames = [store.wide(store.read_metrics(r.dir, problems=problems)).with_columns(
         pl.lit(r.id).alias("run"), pl.lit(_toggles_key(r)).alias("toggles"),
-        pl.lit(r.manifest.get("seed"), pl.Int64).alias("seed")) for r in latest.values()]
+        pl.lit(r.manifest.get("seed"), pl.Int64).alias("seed"),
+        *([pl.lit(at(r)).alias(axis)] if axis else [])) for r in latest.values()]
     return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
 
 
@@ -42,7 +48,7 @@ def group_verdict(ph: Phenomenon, root: Path, group: str, problems: list[str] | 
         return Verdict(None, "no finished runs in the group yet")
     cfg = ph.baseline_of(from_dict(ph.config_cls, runs[-1].manifest.get("config") or {}))
     try:
-        return ph.group_criterion(group_frame(runs, problems), cfg)
+        return ph.group_criterion(group_frame(runs, problems, ph.sweep_field() if ph.sweep else None), cfg)
     except Exception as e:  # noqa: BLE001 - a verdict must never take the command down
         return Verdict(None, f"group verdict unavailable ({e.__class__.__name__}: {e})")
 
@@ -63,9 +69,6 @@ def add_parser(sub) -> None:
 
 def cmd_experiment(args, argv) -> int:
     from phenomon import registry
-    from phenomon.launcher import RunSpec
-    from phenomon.runner import prepare_root
-    from phenomon.sweep import Child, run_parallel
 
     ph = registry.get(args.phenomenon)
     if not ph.experiment:
@@ -78,27 +81,44 @@ def cmd_experiment(args, argv) -> int:
         if v not in variants:
             raise UsageError(f"unknown variant {v!r} for {ph.name}; valid: {', '.join(variants)}")
     try:
-        seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else list(ph.seeds)
+        seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else \
+            list(getattr(ph.resolve(args.preset, args.set), "seeds", ph.seeds))
     except ValueError:
         raise UsageError(f"--seeds expects comma-separated integers, got {args.seeds!r}") from None
     if args.parallel is not None and args.parallel < 1:
         raise UsageError(f"--parallel must be >= 1, got {args.parallel}")
+    return launch_group(ph, {v: variants[v] for v in labels}, seeds, list(args.set), args.preset,
+                        Path(args.runs) if args.runs else store.default_root(), parallel=args.parallel,
+                        accelerator=args.accelerator, threads=args.threads, command="experiment")
+
+
+def launch_group(ph: Phenomenon, variants: dict[str, tuple[str, ...]], seeds: list[int], sets: list[str],
+                 preset: str | None, root: Path, parallel: int | None = None, accelerator: str = "auto",
+                 threads: int = 1, command: str = "experiment", extra: tuple[str, ...] = ()) -> int:
+    """Variants × seeds (× the sweep's values) as parallel headless runs, then the group verdict; the exit code."""
+    from phenomon.launcher import RunSpec
+    from phenomon.runner import prepare_root
+    from phenomon.sweep import Child, run_parallel
+
     # resolve every run here: a mistake stops the whole experiment before anything starts
-    cfgs = [(v, s, ph.resolve(args.preset, [*args.set, f"seed={s}"], list(variants[v])))
-            for v in labels for s in seeds]
+    cfgs = [(v, s, ph.resolve(preset, [*sets, f"seed={s}"], list(variants[v]))) for v in variants for s in seeds]
     group = ph.group_of(cfgs[0][2])
-    root = prepare_root(Path(args.runs) if args.runs else store.default_root())
-    children = [Child(f"{v} seed {s}", RunSpec(ph.name, sets=tuple(args.set), toggles=variants[v],
-                                               preset=args.preset, seed=s, accelerator=args.accelerator,
-                                               threads=args.threads, root=root))
-                for v, s, _ in cfgs]
-    print(f"phenomon experiment — {ph.name}: {', '.join(labels)} × seeds {', '.join(map(str, seeds))} "
-          f"(group {group})")
+    root = prepare_root(root)
+    children = []
+    for v, s, cfg in cfgs:
+        for x in ph.sweep_values(cfg) or (None,):  # a sweep: one run per value of its field
+            point = (f"{ph.sweep_field()}={x}",) if x is not None else ()
+            children.append(Child(f"{v} seed {s}" + (f" {ph.sweep_field()} {x}" if x is not None else ""),
+                                  RunSpec(ph.name, sets=(*sets, *point), toggles=variants[v], preset=preset, seed=s,
+                                          accelerator=accelerator, threads=threads, root=root, extra=extra)))
+    print(f"phenomon {command} — {ph.name}: {', '.join(variants)} × seeds {', '.join(map(str, seeds))}"
+          + (f" × {len(children) // len(cfgs)} {ph.sweep_field()}s" if len(children) > len(cfgs) else "")
+          + f" (group {group})")
     t0 = time.time()
     try:
-        run_parallel(children, root, max_parallel=args.parallel)
+        run_parallel(children, root, max_parallel=parallel)
     except KeyboardInterrupt:
-        print("\nphenomon experiment: stopped every run (their rows so far are kept)")
+        print(f"\nphenomon {command}: stopped every run (their rows so far are kept)")
         return 130
     ok = True
     for c in children:

@@ -64,9 +64,22 @@ class Phenomenon:
     seeds: tuple[int, ...] = (0, 1, 2)
     group_criterion: Callable[[pl.DataFrame, Any], Verdict] | None = None
     outcome: str = "test/acc"  # the test metric explanations are scored against
+    # A sweep over the x_axis "config:<field>": a config that leaves <field> at 0 stands for one run per value of
+    # `sweep(cfg)`; `phenomon run` and `phenomon experiment` then start those runs, all in one comparison group.
+    sweep: Callable[[Any], tuple] | None = None
 
     def defaults(self):
         return self.config_cls()
+
+    def sweep_field(self) -> str | None:
+        return self.x_axis.partition(":")[2] if self.x_axis.startswith("config:") else None
+
+    def sweep_values(self, cfg) -> tuple:
+        """The values a run of `cfg` stands for (its sweep field left at 0); () when it is a single run."""
+        f = self.sweep_field()
+        if self.sweep is None or f is None or getattr(cfg, f):
+            return ()
+        return tuple(self.sweep(cfg))
 
     def toggle(self, name: str) -> Toggle:
         for t in self.toggles:
@@ -106,9 +119,11 @@ class Phenomenon:
         return [t.name for t in self.toggles if t.is_on(cfg) and not t.is_on(self.defaults())]
 
     def group_of(self, cfg) -> str:
-        """Runs that differ only in toggles and seed compare against each other."""
+        """Runs that differ only in toggles, seed and the sweep field compare against each other."""
         anchor = to_dict(self.baseline_of(cfg))
         anchor.pop("seed", None)
+        if self.sweep_field():
+            anchor.pop(self.sweep_field(), None)
         return f"{self.name}-{config_hash(anchor, 6)}"
 
     def keys(self) -> list[str]:

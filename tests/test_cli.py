@@ -21,7 +21,7 @@ def test_help_and_phenomena_listing(capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["run", "grok"], "unknown phenomenon 'grok'; valid: grokking"),
+    (["run", "grok"], "unknown phenomenon 'grok'; valid: double_descent, grokking"),
     (["run", "grokking", "--toggle", "nope"], "unknown toggle 'nope'"),
     (["run", "grokking", "--set", "bogus=1"], "unknown key 'bogus'; valid keys:"),
     (["run", "grokking", "--set", "p=100"], "p must be prime"),

@@ -1,0 +1,140 @@
+"""Double descent models: an MLP whose width is the sweep axis, and random features with a closed-form head.
+
+Both log `{stage}/loss`, `{stage}/acc` and `{stage}/error` on the whole train, test and validation splits at every
+evaluation (nothing per training step: a step of these MLPs costs less than a `self.log`), plus `epochs` (epochs of
+training so far), and keep the evaluations in `evals` for the run's summary.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytorch_lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+STAGES = ("train", "test", "val")  # the datamodule's evaluation loaders, in order
+
+
+class MLP(nn.Sequential):
+    """d_in → width (× depth, ReLU) → d_out with PyTorch's default init: width² + 52·width + 10 parameters at depth 2
+    on MNIST-1D."""
+
+    def __init__(self, d_in: int, width: int, d_out: int, depth: int = 2):
+        if width < 1 or depth < 1:
+            raise ValueError(f"width and depth must be positive, got {width}, {depth}")
+        layers, d = [], d_in
+        for _ in range(depth):
+            layers += [nn.Linear(d, width), nn.ReLU()]
+            d = width
+        super().__init__(*layers, nn.Linear(d, d_out))
+
+
+class RandomFeatures(nn.Module):
+    """Frozen relu(x W)/√N with W ~ N(0, 1/d_in) (a buffer: never trained), then a bias-free linear head."""
+
+    def __init__(self, d_in: int, n_features: int, d_out: int, seed: int = 0):
+        super().__init__()
+        if n_features < 1:
+            raise ValueError(f"n_features must be positive, got {n_features}")
+        g = torch.Generator().manual_seed(seed)
+        self.register_buffer("W", torch.randn(d_in, n_features, generator=g) / math.sqrt(d_in))
+        self.head = nn.Linear(n_features, d_out, bias=False)
+        nn.init.zeros_(self.head.weight)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:  # (batch, d_in) -> (batch, N)
+        return F.relu(x @ self.W) / math.sqrt(self.W.shape[1])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))  # (batch, d_out)
+
+
+def least_squares_head(feats: torch.Tensor, targets: torch.Tensor, ridge: float = 0.0) -> torch.Tensor:
+    """argmin ||F w − Y||² + ridge·||w||², the minimum-norm solution when ridge = 0; (d_out, N), float64 inside.
+
+    Through the n×n Gram matrix when N ≥ n (w = Fᵀ (F Fᵀ + λI)⁺ Y), else the N×N one: the cost stays at the smaller.
+    """
+    X, Y = feats.detach().double().cpu(), targets.double().cpu()  # gelsd (rank-revealing) runs on the CPU
+    n, N = X.shape
+    if N >= n:
+        w = X.T @ torch.linalg.lstsq(X @ X.T + ridge * torch.eye(n, dtype=X.dtype), Y, driver="gelsd").solution
+    else:
+        w = torch.linalg.lstsq(X.T @ X + ridge * torch.eye(N, dtype=X.dtype), X.T @ Y, driver="gelsd").solution
+    return w.T.to(feats.dtype).to(feats.device)
+
+
+class WidthModule(L.LightningModule):
+    """Cross-entropy minibatch training with SGD + momentum (the model-wise double descent recipe)."""
+
+    def __init__(self, net: nn.Module, lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 0.0,
+                 steps_per_epoch: int = 1, num_classes: int = 10):
+        super().__init__()
+        self.net, self.lr, self.momentum, self.weight_decay = net, lr, momentum, weight_decay
+        self.steps_per_epoch, self.num_classes = steps_per_epoch, num_classes
+        self.evals: list[dict[str, float]] = []  # one dict per evaluation: step, epochs, train/error, ...
+
+    def forward(self, x):
+        return self.net(x)
+
+    def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits, y)
+
+    def _common_step(self, batch, stage: str):
+        x, y = batch
+        logits = self.net(x)
+        loss = self.loss(logits, y)
+        if stage != "fit":
+            err = (logits.argmax(1) != y).float().mean()
+            vals = {f"{stage}/loss": loss, f"{stage}/acc": 1 - err, f"{stage}/error": err}
+            if stage == "train":
+                vals["epochs"] = torch.tensor(self.global_step / self.steps_per_epoch)
+                self.evals.append({"step": self.global_step})
+            self.log_dict(vals, add_dataloader_idx=False)
+            self.evals[-1].update({k: float(v) for k, v in vals.items()})
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        return self._common_step(batch, "fit")
+
+    def validation_step(self, batch, batch_idx, dataloader_idx=0):
+        return self._common_step(batch, STAGES[dataloader_idx])
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
+
+
+class ClosedFormModule(WidthModule):
+    """Random features whose head is solved, not trained: one manual-optimisation step writes the least-squares
+    solution on one-hot targets. Gradient descent on the head acts like ridge with λ ≈ 1/(lr·steps) and shows no
+    peak in any practical budget; the closed form shows the textbook one.
+
+    Exposes `features(x)`, `train_x` and `ridge`: the effective-parameters signal treats it as the linear smoother it
+    is (Curth et al. 2023).
+    """
+
+    def __init__(self, net: RandomFeatures, train_x: torch.Tensor, ridge: float = 0.0, num_classes: int = 10):
+        super().__init__(net, steps_per_epoch=1, num_classes=num_classes)
+        self.automatic_optimization = False
+        self.ridge = ridge
+        self.register_buffer("train_x", train_x, persistent=False)  # moves with the module to the device
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.features(x)
+
+    def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        # what the head minimises: squared error to one-hot targets (per sample)
+        return (logits - F.one_hot(y, self.num_classes).to(logits.dtype)).pow(2).sum(1).mean()
+
+    loss_fn = loss  # the signals' loss (sharpness, gradient noise) is the one the head solves
+
+    def training_step(self, batch, batch_idx):  # batch: the whole train split
+        x, y = batch
+        opt = self.optimizers()
+        with torch.no_grad():
+            w = least_squares_head(self.net.features(x), F.one_hot(y, self.num_classes).to(x.dtype), self.ridge)
+            self.net.head.weight.copy_(w)
+        opt.step()  # no gradients: it only counts the step
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.net.head.parameters(), lr=0.0)
