@@ -79,7 +79,7 @@ class DoubleDescentConfig:
             raise ValueError(f"val_size must be >= 0, got {self.val_size}")
         if self.early_stopping and self.val_size == 0:
             raise ValueError("early_stopping needs a validation split (val_size > 0)")
-        if self.batch_size > self.train_size:
+        if self.model == "mlp" and self.batch_size > self.train_size:
             raise ValueError(f"batch_size ({self.batch_size}) exceeds train_size ({self.train_size})")
         if not self.lr > 0 or self.weight_decay < 0 or self.ridge < 0 or not 0.0 <= self.momentum < 1.0:
             raise ValueError(f"need lr > 0, weight_decay >= 0, ridge >= 0, momentum in [0, 1); got {self.lr}, "
@@ -289,9 +289,9 @@ PHENOMENON = register(Phenomenon(
         Toggle("train_size", "t", {"train_size": 2000},
                "train size 4,000 → 2,000: the peak moves to a narrower width (parameters ≈ samples): more data "
                "can hurt at a fixed width"),
-        Toggle("ridge", "r", {"ridge": 1e-4},
-               "random_features preset: ridge 0 → 1e-4 removes the peak at N = n (the closed-form analogue of "
-               "weight decay); no effect on the MLP"),
+        Toggle("ridge", "r", {"ridge": 0.1},
+               "random_features/teacher presets: ridge 0 → 0.1 removes the peak at N = n (the closed-form analogue "
+               "of weight decay; 1e-4 suffices without label noise); no effect on the MLP"),
     ),
     criterion=criterion,
     execute=execute,
@@ -299,7 +299,7 @@ PHENOMENON = register(Phenomenon(
         "quick": {"widths": (12, 24, 48, 64, 128, 256), "seeds": (0,)},
         "random_features": {"model": "random_features", "train_size": 1000, "widths": _rf_widths(1000)},
         "teacher": {"model": "random_features", "data": "teacher", "train_size": 100, "train_pool": 100,
-                    "val_size": 0, "test_size": 2000, "teacher_dim": 20,
+                    "val_size": 0, "test_size": 10000, "teacher_dim": 20,
                     "widths": (20, 40, 60, 80, 100, 125, 200, 400, 1000), "seeds": (0,)},
     },
     headline=("train/error", "test/error"),
