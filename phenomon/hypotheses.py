@@ -130,7 +130,7 @@ def check(root: Path, h: Hypothesis) -> tuple[str, str]:
         return "not enough runs", "no runs made after registration"
     units = scorecard.per_unit(scorecard.series(runs))
     sig = units.filter(pl.col("signal") == f"signal/{h.signal}")
-    moving = sig.filter(pl.col("outcome_shift") >= scorecard.OUTCOME_CHANGED)
+    moving = sig.filter(pl.col("outcome_shift") >= pl.col("moves"))
     if h.expect == "intervene":
         iv = scorecard.intervention(units).filter(pl.col("signal") == f"signal/{h.signal}")
         if iv.height == 0 or iv["n_pairs"].sum() < 1:

@@ -64,6 +64,7 @@ class Phenomenon:
     seeds: tuple[int, ...] = (0, 1, 2)
     group_criterion: Callable[[pl.DataFrame, Any], Verdict] | None = None
     outcome: str = "test/acc"  # the test metric explanations are scored against
+    outcome_moves: float = 0.1  # the scorecard judges tracking where the outcome's largest mean shift reaches this
     # A sweep over the x_axis "config:<field>": a config that leaves <field> at 0 stands for one run per value of
     # `sweep(cfg)`; `phenomon run` and `phenomon experiment` then start those runs, all in one comparison group.
     sweep: Callable[[Any], tuple] | None = None

@@ -37,6 +37,7 @@ class Unit:
     phenomenon: str
     x_axis: str
     outcome: str
+    moves: float = OUTCOME_CHANGED  # the outcome's largest mean shift within a unit must reach this to count
 
 
 def _unit_of(phenomenon: str) -> Unit:
@@ -45,7 +46,7 @@ def _unit_of(phenomenon: str) -> Unit:
 
     try:
         ph = registry.get(phenomenon)
-        return Unit(phenomenon, ph.x_axis, ph.outcome)
+        return Unit(phenomenon, ph.x_axis, ph.outcome, ph.outcome_moves)
     except UsageError:
         return Unit(phenomenon, "step", "test/acc")
 
@@ -83,7 +84,8 @@ def series(runs: list[store.RunInfo], problems: list[str] | None = None) -> pl.D
     if not out:
         return pl.DataFrame(schema={"phenomenon": pl.String, "group": pl.String, "toggles": pl.String,
                                     "seed": pl.Int64, "unit": pl.String, "x": pl.Float64, "signal": pl.String,
-                                    "value": pl.Float64, "outcome": pl.Float64, "n_null": pl.UInt32})
+                                    "value": pl.Float64, "outcome": pl.Float64, "n_null": pl.UInt32,
+                                    "moves": pl.Float64})
     return pl.concat(out, how="vertical_relaxed")
 
 
@@ -145,7 +147,7 @@ def _to_units(df: pl.DataFrame, u: Unit, meta: pl.DataFrame) -> pl.DataFrame:
         raise ValueError(f"unknown x axis {u.x_axis!r}")
     return pts.select("phenomenon", "group", "toggles", pl.col("seed").cast(pl.Int64), "unit", "x", "signal",
                       pl.col("value").cast(pl.Float64), pl.col("outcome").cast(pl.Float64),
-                      pl.col("n_null").cast(pl.UInt32))
+                      pl.col("n_null").cast(pl.UInt32), pl.lit(u.moves, pl.Float64).alias("moves"))
 
 
 def _cusum_cols(v: str) -> list[pl.Expr]:
@@ -197,6 +199,7 @@ def per_unit(pts: pl.DataFrame) -> pl.DataFrame:
         pl.col("value").first().alias("first"),
         pl.col("value").last().alias("last"),
         pl.col("outcome").last().alias("final_outcome"),
+        (pl.col("moves").first() if "moves" in clean.columns else pl.lit(OUTCOME_CHANGED)).alias("moves"),
     )
     # NaN compares greater than every number in polars: undefined correlations must be null before any test
     stats = stats.with_columns(pl.col("rho", "^s_m.*$", "^o_m.*$").fill_nan(None))
@@ -218,7 +221,7 @@ def per_unit(pts: pl.DataFrame) -> pl.DataFrame:
     return stats.with_columns(
         rho=pl.col("rho").fill_nan(None),
         # a lead needs an outcome transition to lead: none when the outcome barely moved
-        lead=pl.when((pl.col("outcome_shift") >= OUTCOME_CHANGED) & pl.col("rho").is_not_nan()
+        lead=pl.when((pl.col("outcome_shift") >= pl.col("moves")) & pl.col("rho").is_not_nan()
                      & pl.col("rho").is_not_null())
         .then((pl.col("cp_outcome") - pl.col("cp_signal")) / pl.col("span")).fill_nan(None),
         partial=pl.when(pl.col("signal") == BASELINE).then(None).otherwise(pl.col("p_m0")),
@@ -245,7 +248,7 @@ def intervention(units: pl.DataFrame) -> pl.DataFrame:
 def aggregate(units: pl.DataFrame) -> pl.DataFrame:
     """Signal × phenomenon rows plus an `(all)` row per signal."""
     # tracking is judged where the outcome moves; where it stays flat, the intervention column speaks
-    moved = pl.col("outcome_shift") >= OUTCOME_CHANGED
+    moved = pl.col("outcome_shift") >= pl.col("moves")
     cond = pl.format("{}:{}", "phenomenon", "toggles")
     agg = [
         pl.len().alias("units"),

@@ -310,5 +310,6 @@ PHENOMENON = register(Phenomenon(
     experiment={"baseline": (), "weight_decay": ("weight_decay",)},
     group_criterion=group_criterion,
     outcome="final/test_error",
+    outcome_moves=0.03,  # a sweep's error moves by points, not by the 0→1 of an accuracy jump
     sweep=lambda cfg: cfg.widths,
 ))
