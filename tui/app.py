@@ -11,7 +11,7 @@ from typing import Callable
 from textual import on, work
 from textual.app import App
 from textual.binding import Binding
-from textual.reactive import reactive
+from textual.reactive import var
 from textual.worker import get_current_worker
 
 from phenomon import registry
@@ -45,7 +45,8 @@ class PhenomonApp(App[str | None]):
         Binding("r", "show_runs", "Runs view", show=False),
     ]
 
-    snapshot: reactive[Snapshot | None] = reactive(None, always_update=True)
+    # var, not reactive: a reactive repaints the whole screen on every snapshot; children repaint what changed
+    snapshot: var[Snapshot | None] = var(None, always_update=True)
 
     def __init__(self, root: Path, phenomenon: str | None = None, *, demo: bool = False,
                  launch_fn: Callable = launch, poll_s: float = 0.5) -> None:

@@ -43,23 +43,25 @@ def thin(df: pl.DataFrame, x: str, y: str, buckets: int, *, log_x: bool = False)
     """Keep, per x bucket, the first, last, min and max point: spikes survive, the count drops to ~4 per bucket."""
     if df.height <= 4 * buckets:
         return df
+    return thin_lazy(df.lazy(), x, y, buckets, log_x=log_x).collect(engine="in-memory")
+
+
+def thin_lazy(lf: pl.LazyFrame, x: str, y: str, buckets: int, *, log_x: bool = False) -> pl.LazyFrame:
     xs = pl.col(x).cast(pl.Float64)
     xs = xs.clip(lower_bound=1.0).log10() if log_x else xs
-    lo, hi = xs.min(), xs.max()
-    b = ((xs - lo) / (hi - lo + 1e-12) * buckets).floor().cast(pl.Int64).alias("_b")
-    idx = pl.int_range(pl.len()).alias("_i")
-    keep = (
-        (pl.col("_i") == pl.col("_i").first().over("_b"))
-        | (pl.col("_i") == pl.col("_i").last().over("_b"))
-        | (pl.col("_i") == pl.col("_i").filter(pl.col(y) == pl.col(y).max()).first().over("_b"))
-        | (pl.col("_i") == pl.col("_i").filter(pl.col(y) == pl.col(y).min()).first().over("_b"))
-    )
-    return df.with_columns(b, idx).filter(keep).drop("_b", "_i")
+    b = ((xs - xs.min()) / (xs.max() - xs.min() + 1e-12) * buckets).floor().cast(pl.Int64).alias("_b")
+    lf = lf.with_columns(b, pl.int_range(pl.len()).alias("_i"))
+    # one group-by picks the rows to keep (half the CPU of four window expressions over the whole frame)
+    keep = lf.group_by("_b").agg(
+        pl.col("_i").first().alias("k0"), pl.col("_i").last().alias("k1"),
+        pl.col("_i").get(pl.col(y).arg_max()).alias("k2"), pl.col("_i").get(pl.col(y).arg_min()).alias("k3"),
+    ).select(pl.concat_list("k0", "k1", "k2", "k3").explode().alias("_i"))
+    return lf.join(keep, on="_i", how="semi").drop("_b", "_i")
 
 
-def metric_over_steps(rows: pl.DataFrame, alpha: float) -> pl.DataFrame:
+def metric_over_steps(rows: pl.DataFrame, alpha: float) -> pl.LazyFrame:
     """(step, value) of one metric of one run, smoothed; rows arrive in step order from the store."""
-    return rows.lazy().filter(pl.col("value").is_not_null()).select("step", ema("value", alpha).alias("value")).collect()
+    return rows.lazy().filter(pl.col("value").is_not_null()).select("step", ema("value", alpha).alias("value"))
 
 
 def step_series(frames: dict[str, dict[str, pl.DataFrame]], manifests: dict[str, dict], metric: str, *, alpha: float = 0.0,
@@ -82,21 +84,22 @@ def step_series(frames: dict[str, dict[str, pl.DataFrame]], manifests: dict[str,
             continue
         if cache is not None and ck is not None:
             cache[ck] = None
-        parts = [metric_over_steps(frames[r][metric], alpha) for r in rids if metric in frames.get(r, {})]
-        parts = [p for p in parts if p.height]
-        if not parts:
+        rows_in = [frames[r][metric] for r in rids if metric in frames.get(r, {})]
+        rows_in = [f for f in rows_in if f.height > f["value"].null_count()]
+        if not rows_in:
             continue
+        # one lazy query per configuration (a collect per step costs more than the work on a live run)
+        parts = [metric_over_steps(f, alpha) for f in rows_in]
         if len(parts) == 1:
-            agg = parts[0].select("step", pl.col("value").alias("y"), pl.col("value").alias("lo"),
-                                  pl.col("value").alias("hi"))
+            lf = parts[0].rename({"value": "y"})
         else:
-            agg = (
-                pl.concat(parts).group_by("step")
-                .agg(pl.col("value").mean().alias("y"), pl.col("value").min().alias("lo"),
-                     pl.col("value").max().alias("hi"))
-                .sort("step")
-            )
-        agg = thin(agg, "step", "y", buckets, log_x=log_x)
+            lf = (pl.concat(parts).group_by("step")
+                  .agg(pl.col("value").mean().alias("y"), pl.col("value").min().alias("lo"),
+                       pl.col("value").max().alias("hi"))
+                  .sort("step"))
+        if max(f.height for f in rows_in) > 4 * buckets:
+            lf = thin_lazy(lf, "step", "y", buckets, log_x=log_x)
+        agg = lf.collect(engine="in-memory")  # the streaming engine's threads cost more than these small queries
         label = label_of(manifests[rids[0]]) + (f" ({len(parts)} seeds)" if len(parts) > 1 else "")
         band = len(parts) > 1
         out.append(Series(label, agg["step"].to_numpy().astype(float), agg["y"].to_numpy(),

@@ -7,7 +7,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid
-from textual.reactive import reactive
+from textual.reactive import var
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
@@ -37,12 +37,13 @@ class CompareScreen(Screen):
         Binding("g", "next_signal", "Next signal"),
     ]
 
-    snapshot: reactive[Snapshot | None] = reactive(None)
-    run_ids: reactive[tuple[str, ...]] = reactive(())
-    smoothing = reactive(0)
-    log_x = reactive(True)
-    signal_index = reactive(0)
-    cursor_pos: reactive[float | None] = reactive(None)  # 0..1 across the shared x axis
+    # vars: a screen-level reactive would repaint every panel on each snapshot; each chart repaints itself
+    snapshot: var[Snapshot | None] = var(None)
+    run_ids: var[tuple[str, ...]] = var(())
+    smoothing = var(0)
+    log_x = var(True)
+    signal_index = var(0)
+    cursor_pos: var[float | None] = var(None)  # 0..1 across the shared x axis
 
     def compose(self) -> ComposeResult:
         yield Static(id="compare-status")
@@ -135,10 +136,11 @@ class CompareScreen(Screen):
     def _status(self, manifests, x_axis) -> None:
         groups = sorted({m.get("group", "?") for m in manifests.values()})
         alpha = SMOOTHING[self.smoothing]
-        self.query_one("#compare-status", Static).update(
-            f"comparing {len(manifests)} run(s) · group {', '.join(groups) or '-'} · x: {x_axis}"
-            f"{' (log)' if self.log_x else ''} · smoothing EMA {alpha:g} ([ ]) · ←/→ cursor, click a chart"
-        )
+        text = (f"comparing {len(manifests)} run(s) · group {', '.join(groups) or '-'} · x: {x_axis}"
+                f"{' (log)' if self.log_x else ''} · smoothing EMA {alpha:g} ([ ]) · ←/→ cursor, click a chart")
+        status = self.query_one("#compare-status", Static)
+        if status.content != text:  # an update re-lays out the whole screen: not on every snapshot
+            status.update(text)
 
     # cursor -----------------------------------------------------------------------------------------
     def _place_cursor(self) -> None:

@@ -7,7 +7,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
-from textual.reactive import reactive
+from textual.reactive import var
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
@@ -63,10 +63,10 @@ class RunsScreen(Screen):
         Binding("x", "stop", "Stop run"),
     ]
 
-    snapshot: reactive[Snapshot | None] = reactive(None)
-    selected: reactive[frozenset[str]] = reactive(frozenset())
-    state_filter = reactive("all")
-    phenomenon_filter = reactive("all")
+    snapshot: var[Snapshot | None] = var(None)
+    selected: var[frozenset[str]] = var(frozenset())
+    state_filter = var("all")
+    phenomenon_filter = var("all")
 
     class Selected(Message):
         def __init__(self, run_id: str) -> None:
@@ -132,8 +132,11 @@ class RunsScreen(Screen):
                 str(m.get("seed", "")), Text(r.state, style=STATE_STYLE.get(r.state, "")), progress_bar(m),
                 headline(r), outcome(r))
 
+    def on_screen_resume(self) -> None:
+        self._fill()
+
     def _fill(self) -> None:
-        if not self.is_mounted:
+        if not self.is_mounted or not self.is_current:  # hidden under compare: filled again on resume
             return
         table = self.query_one(DataTable)
         runs = self.visible()
@@ -159,7 +162,9 @@ class RunsScreen(Screen):
             line += f"\n[yellow]{len(snap.problems)} problem(s): {snap.problems[-1]}[/]"
         if snap and total == 0 and not snap.error:
             line += "\n[dim]no runs yet: press s to start the focused configuration, or run `phenomon run …` elsewhere[/]"
-        self.query_one("#runs-status", Static).update(line)
+        status = self.query_one("#runs-status", Static)
+        if status.content != line:  # an update re-lays out the screen: only when the line changed
+            status.update(line)
 
     def _cursor_id(self) -> str | None:
         table = self.query_one(DataTable)

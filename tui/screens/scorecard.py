@@ -12,7 +12,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
-from textual.reactive import reactive
+from textual.reactive import var
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual.worker import get_current_worker
@@ -108,11 +108,11 @@ class ScorecardScreen(Screen):
         Binding("escape", "app.show_runs", "Runs"),
     ]
 
-    snapshot: reactive[Snapshot | None] = reactive(None)
-    card: reactive[Card | None] = reactive(None)
-    computing = reactive(False)
-    phenomenon_filter = reactive("all")
-    show_all = reactive(False)
+    snapshot: var[Snapshot | None] = var(None)
+    card: var[Card | None] = var(None)
+    computing = var(False)
+    phenomenon_filter = var("all")
+    show_all = var(False)
 
     class Computed(Message):
         def __init__(self, card: Card) -> None:
