@@ -162,10 +162,12 @@ def _frame(test: dict[int, list[float]], train: dict[int, float], toggles: str =
     for w, errs in test.items():
         for seed, e in enumerate(errs):
             rows.append({"width": w, "seed": seed, "toggles": toggles, "final/test_error": e,
-                         "final/train_error": train[w], "epochs": None, "test/error": None})
+                         "final/train_error": train[w], "epochs": None, "test/error": None, "val/error": None,
+                         "train/error": None})
             for ep, x in ((10, e - 0.05), (50, e + 0.005), (100, e)):  # dip, rise, plateau: no second descent
                 rows.append({"width": w, "seed": seed, "toggles": toggles, "final/test_error": None,
-                             "final/train_error": None, "epochs": float(ep), "test/error": x})
+                             "final/train_error": None, "epochs": float(ep), "test/error": x,
+                             "val/error": x + (0.1 if ep == 10 and w == 48 else 0.0), "train/error": train[w]})
     return pl.DataFrame(rows)
 
 
@@ -183,6 +185,9 @@ def test_verdict_finds_the_peak_at_the_threshold_with_seed_spread():
     assert n["height_over_widest"] == pytest.approx(0.59 - 0.4767, abs=1e-3)
     assert n["peak_sd"] == pytest.approx(0.01)
     assert "no second descent" in v.line and set(n["epochwise"]) == {48, 56, 128}
+    # read at the best validation epoch (the dip at epoch 10, but the end at width 48): the same rows, a bigger peak
+    assert n["early_stopped"]["effect"] is True and n["early_stopped"]["peak_width"] == 48
+    assert n["early_stopped"]["height_over_under"] == pytest.approx(0.59 - 0.4333, abs=1e-3)
 
 
 def test_verdict_without_a_peak_and_with_a_misplaced_one():

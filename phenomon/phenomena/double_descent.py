@@ -165,9 +165,18 @@ def _variant(frame: pl.DataFrame) -> pl.Expr:
     return pl.when(pl.col("toggles") == "").then(pl.lit("baseline")).otherwise(pl.col("toggles"))
 
 
+def best_validation(evals: pl.DataFrame) -> pl.DataFrame:
+    """Per (width, seed): the evaluation with the lowest validation error, as a `judge` table: the same runs read as
+    if they had stopped early."""
+    return (evals.filter(pl.col("val/error").is_not_null()).sort("epochs")
+            .group_by("width", "seed").agg(pl.col("test/error").sort_by("val/error").first().alias("test_error"),
+                                          pl.col("train/error").sort_by("val/error").first().alias("train_error")))
+
+
 def group_criterion(frame: pl.DataFrame, cfg: DoubleDescentConfig) -> Verdict:
     """Each variant's sweep judged over its widths and seeds (frame: the group's wide rows with `toggles`, `seed`,
-    `width`); the effect is the baseline's when it ran, else the only variant's."""
+    `width`); the effect is the baseline's when it ran, else the only variant's. Variants trained without early
+    stopping are also read at their best validation epoch (free: the rows are there)."""
     need = {"final/test_error", "final/train_error", "width", "toggles"}
     if frame.height == 0 or not need <= set(frame.columns):
         return Verdict(None, "no finished run in the group yet")
@@ -175,14 +184,27 @@ def group_criterion(frame: pl.DataFrame, cfg: DoubleDescentConfig) -> Verdict:
     table = f.filter(pl.col("final/test_error").is_not_null()).select(
         "variant", "width", "seed", pl.col("final/test_error").alias("test_error"),
         pl.col("final/train_error").alias("train_error"))
-    has_evals = {"epochs", "test/error"} <= set(f.columns)
+    cols = [c for c in ("epochs", "test/error", "train/error", "val/error") if c in f.columns]
     evals = f.filter(pl.col("epochs").is_not_null() & pl.col("test/error").is_not_null()).select(
-        "variant", "width", "seed", "epochs", "test/error") if has_evals else None
+        "variant", "width", "seed", *cols) if {"epochs", "test/error"} <= set(cols) else None
     variants = sorted(table["variant"].unique().to_list(), key=lambda v: (v != "baseline", v))
     if not variants:
         return Verdict(None, "no finished run in the group yet")
-    out = {v: judge(table.filter(pl.col("variant") == v),
-                    evals.filter(pl.col("variant") == v) if evals is not None else None) for v in variants}
+    out = {}
+    for v in variants:
+        ev = evals.filter(pl.col("variant") == v) if evals is not None else None
+        r = judge(table.filter(pl.col("variant") == v), ev)
+        if ev is not None and "val/error" in ev.columns and "early_stopping" not in v and ev["val/error"].drop_nulls().len():
+            es = judge(best_validation(ev))
+            if es.effect is not None:
+                keys = ("peak_width", "peak_error", "height_over_under", "height_over_widest")
+                r = Verdict(r.effect, f"{r.line}; read at the best validation epoch: "
+                                      f"{'peak' if es.effect else 'no peak'} (highest {es.numbers['peak_error']:.3f} "
+                                      f"at {es.numbers['peak_width']}, {100 * es.numbers['height_over_under']:+.1f} / "
+                                      f"{100 * es.numbers['height_over_widest']:+.1f} pts)",
+                            {**r.numbers, "early_stopped": {"effect": es.effect,
+                                                            **{k: es.numbers[k] for k in keys}}})
+        out[v] = r
     head = out[variants[0]]
     if len(out) == 1:
         return Verdict(head.effect, (f"{variants[0]}: " if variants[0] != "baseline" else "") + head.line,
