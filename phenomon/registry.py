@@ -133,6 +133,18 @@ class Phenomenon:
 
 _REGISTRY: dict[str, Phenomenon] = {}
 
+# keys the monitor binds itself (app, runs and compare screens): a toggle may not take one of them
+RESERVED_KEYS = frozenset("q?snkvSrcptxlga[]") | {"space", "enter", "escape", "left", "right"}
+
+
+def check_toggle_keys(ph: "Phenomenon") -> None:
+    keys = [t.key for t in ph.toggles]
+    clash = sorted({k for k in keys if k in RESERVED_KEYS})
+    dupes = sorted({k for k in keys if keys.count(k) > 1})
+    if clash or dupes:
+        raise ValueError(f"{ph.name}: toggle keys {clash + dupes} are taken by the monitor or repeated; "
+                         f"reserved: {' '.join(sorted(RESERVED_KEYS))}")
+
 
 def register(ph: Phenomenon) -> Phenomenon:
     _REGISTRY[ph.name] = ph

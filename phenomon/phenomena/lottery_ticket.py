@@ -399,10 +399,10 @@ PHENOMENON = register(Phenomenon(
             "dense accuracy (MNIST-1D MLP)",
     config_cls=LotteryConfig,
     toggles=(
-        Toggle("reinit", "r", {"reinit": True},
+        Toggle("reinit", "R", {"reinit": True},
                "same masks, fresh random weights: falls below dense as sparsity grows (Frankle & Carbin 2019); "
                "the control that makes a ticket a ticket"),
-        Toggle("random_prune", "p", {"prune_by": "random"},
+        Toggle("random_prune", "P", {"prune_by": "random"},
                "random masks of the same per-layer sparsity: falls below dense well before the ticket does"),
         Toggle("prune_at_init", "i", {"prune_by": "init"},
                "masks from magnitudes before training: no better than random (Frankle et al. 2021): tickets are "
@@ -410,7 +410,7 @@ PHENOMENON = register(Phenomenon(
         Toggle("one_shot", "o", {"prune_by": "one_shot"},
                "each level pruned in one step from the dense net: near IMP at moderate sparsity, worse when very "
                "sparse (Frankle & Carbin 2019, Fig. 4)"),
-        Toggle("rewind", "k", {"rewind_step": 80},
+        Toggle("rewind", "K", {"rewind_step": 80},
                "rewind to step 80 instead of init: matches rewind-to-init here; it matters for deep nets that are "
                "unstable at init (Frankle et al. 2020)"),
     ),
