@@ -10,7 +10,8 @@ from tui.widgets.chart import LineChart
 
 
 async def test_monitor_sees_a_live_run_grow(runs):
-    spec = RunSpec("grokking", sets=("p=23", "hidden=32", "d_embed=8", "eval_every=10"), max_steps=200,
+    # a run far longer than the test: it must still be writing when the chart first draws (it is stopped below)
+    spec = RunSpec("grokking", sets=("p=23", "hidden=32", "d_embed=8", "eval_every=10"), max_steps=1_000_000,
                    accelerator="cpu", root=runs)
     proc = launch(spec, runs / ".logs")
     try:
@@ -22,7 +23,7 @@ async def test_monitor_sees_a_live_run_grow(runs):
             await until(pilot, lambda: chart.series and len(chart.series[0].x) >= 1, timeout=60)
             first = len(chart.series[0].x)
             await until(pilot, lambda: len(chart.series[0].x) > first, timeout=60)
-            assert app.snapshot.runs[0].state in ("running", "finished")
+            assert app.snapshot.runs[0].state == "running"
     finally:
         proc.terminate()
         proc.wait(timeout=30)
