@@ -275,13 +275,14 @@ def effective_parameters(features_train: torch.Tensor, features_eval: torch.Tens
 @signal("effective_parameters", "bias–variance (Curth, Jeffares & van der Schaar 2023)",
         phenomena=("double_descent",), cost="medium", needs_probe=True)
 def effective_params(module, probe):
-    """For models exposing `features(x)` and a `ridge` (a linear head on fixed features): p̂ on the probe inputs."""
+    """For models exposing `features(x)` and a `ridge` (a linear head on fixed features): p̂ on the model's `eval_x`
+    (held-out inputs, no labels: Curth et al.'s p̂_test, which peaks at interpolation) or else the probe inputs."""
     feats = getattr(module, "features", None)
     if feats is None:
         raise SignalUnavailable("model has no `features(x)` (effective parameters need a linear smoother)")
     with torch.no_grad():
         F_tr = feats(getattr(module, "train_x", probe.x))
-        F_ev = feats(probe.x)
+        F_ev = feats(getattr(module, "eval_x", probe.x))
     return {"": effective_parameters(F_tr, F_ev, float(getattr(module, "ridge", 0.0)))}
 
 

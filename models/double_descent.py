@@ -109,15 +109,18 @@ class ClosedFormModule(WidthModule):
     solution on one-hot targets. Gradient descent on the head acts like ridge with λ ≈ 1/(lr·steps) and shows no
     peak in any practical budget; the closed form shows the textbook one.
 
-    Exposes `features(x)`, `train_x` and `ridge`: the effective-parameters signal treats it as the linear smoother it
-    is (Curth et al. 2023).
+    Exposes `features(x)`, `train_x`, `eval_x` (held-out inputs, no labels) and `ridge`: the effective-parameters
+    signal treats it as the linear smoother it is (Curth et al. 2023).
     """
 
-    def __init__(self, net: RandomFeatures, train_x: torch.Tensor, ridge: float = 0.0, num_classes: int = 10):
+    def __init__(self, net: RandomFeatures, train_x: torch.Tensor, ridge: float = 0.0, num_classes: int = 10,
+                 eval_x: torch.Tensor | None = None):
         super().__init__(net, steps_per_epoch=1, num_classes=num_classes)
         self.automatic_optimization = False
         self.ridge = ridge
-        self.register_buffer("train_x", train_x, persistent=False)  # moves with the module to the device
+        # buffers: they move with the module to the device
+        self.register_buffer("train_x", train_x, persistent=False)
+        self.register_buffer("eval_x", train_x if eval_x is None else eval_x, persistent=False)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.net.features(x)

@@ -75,13 +75,16 @@ def test_mlp_parameter_count_and_minimum_norm_head():
 
 def test_teacher_sweep_finds_the_closed_form_peak_at_n_features_equal_n(tmp_path):
     root = tmp_path / "runs"
-    infos = [_run(root, f"width={w}") for w in TEACHER_WIDTHS]
+    infos = [_run(root, f"width={w}", signals=("effective_parameters",)) for w in TEACHER_WIDTHS]
     assert {i.group for i in infos} == {DD.group_of(DD.resolve("teacher"))}, "one group over the sweep"
     v = experiment.group_verdict(DD, root, infos[0].group)
     assert v.effect is True, v.line
     assert v.numbers["peak_width"] == 100 == DD.resolve("teacher").train_size
     assert v.numbers["height_over_under"] > 0.1 and v.numbers["height_over_widest"] > 0.1
     assert v.numbers["peak_at_threshold"] is True
+    # Curth et al.'s effective parameters on held-out inputs peak at interpolation too
+    p_hat = scorecard.series(store.list_runs(root)).filter(pl.col("signal") == "signal/effective_parameters")
+    assert p_hat.sort("value")["x"][-1] == 100.0
     # with the ridge toggle the same sweep has no peak (and joins the same comparison group)
     ridged = [_run(root, f"width={w}", toggles=("ridge",)) for w in (40, 100, 400)]
     assert {i.group for i in ridged} == {infos[0].group}
