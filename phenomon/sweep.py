@@ -34,8 +34,19 @@ class Child:
         m = self.info.manifest
         pr = m.get("progress") or {}
         s = m.get("summary") or {}
-        shown = "  ".join(f"{k} {v:.3f}" for k, v in list(s.items())[:4] if "/" in k)
+        keys = _headline(self.spec.phenomenon) or [k for k in s if "/" in k][:4]
+        shown = "  ".join(f"{k} {s[k]:.3f}" for k in keys if k in s)
         return f"  {self.label:<24} {self.info.state:<8} step {pr.get('step', 0):>6}/{pr.get('max_steps')}  {shown}"
+
+
+def _headline(phenomenon: str) -> tuple[str, ...]:
+    from phenomon import registry
+    from phenomon.config import UsageError
+
+    try:
+        return registry.get(phenomenon).headline
+    except UsageError:
+        return ()
 
 
 def default_parallel() -> int:
