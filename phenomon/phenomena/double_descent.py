@@ -142,7 +142,7 @@ def judge(table: pl.DataFrame, evals: pl.DataFrame | None = None) -> Verdict:
                 else f"no width interpolates (train error ≥ {min(tr):.3f})")
     body = (f"test error {m[p]:.3f} ± {s[p]:.3f} at width {w[p]}, {100 * h_under:+.1f} pts over the best narrower "
             f"({m[u]:.3f} ± {s[u]:.3f} at {w[u]}) and {100 * h_wide:+.1f} over the widest ({m[-1]:.3f} ± {s[-1]:.3f} "
-            f"at {w[-1]}); {thr_text}" + (f" ({'at' if at_thr else 'not at'} the peak)" if thr is not None else "")
+            f"at {w[-1]}); {thr_text}" + (f" ({'within' if at_thr else 'not within'} a grid step of the peak)" if thr is not None else "")
             + f"; {seeds} seed{'s' if seeds != 1 else ''}")
     if evals is not None and evals.height:
         near = sorted({w[i] for i in ((p, thr, thr + 1) if thr is not None else (p, len(w) - 1)) if i < len(w)})
@@ -158,11 +158,10 @@ def judge(table: pl.DataFrame, evals: pl.DataFrame | None = None) -> Verdict:
                             ("no second descent to the widest", not clear_wide),
                             ("the peak is not at the interpolation threshold", clear_under and clear_wide
                              and not at_thr)) if bad]
-    return Verdict(False, f"no double descent ({'; '.join(why)}): highest " + body, nums)
+    return Verdict(False, f"no double descent ({'; '.join(why)}): largest bump " + body, nums)
 
 
-def _variant(frame: pl.DataFrame) -> pl.Expr:
-    return pl.when(pl.col("toggles") == "").then(pl.lit("baseline")).otherwise(pl.col("toggles"))
+VARIANT = pl.when(pl.col("toggles") == "").then(pl.lit("baseline")).otherwise(pl.col("toggles")).alias("variant")
 
 
 def best_validation(evals: pl.DataFrame) -> pl.DataFrame:
@@ -180,7 +179,7 @@ def group_criterion(frame: pl.DataFrame, cfg: DoubleDescentConfig) -> Verdict:
     need = {"final/test_error", "final/train_error", "width", "toggles"}
     if frame.height == 0 or not need <= set(frame.columns):
         return Verdict(None, "no finished run in the group yet")
-    f = frame.with_columns(_variant(frame).alias("variant"))
+    f = frame.with_columns(VARIANT)
     table = f.filter(pl.col("final/test_error").is_not_null()).select(
         "variant", "width", "seed", pl.col("final/test_error").alias("test_error"),
         pl.col("final/train_error").alias("train_error"))
@@ -200,7 +199,7 @@ def group_criterion(frame: pl.DataFrame, cfg: DoubleDescentConfig) -> Verdict:
             if es.effect is not None:
                 keys = ("peak_width", "peak_error", "height_over_under", "height_over_widest")
                 r = Verdict(r.effect, f"{r.line}; read at the best validation epoch: "
-                                      f"{'peak' if es.effect else 'no peak'} (highest {es.numbers['peak_error']:.3f} "
+                                      f"{'peak' if es.effect else 'no peak'} (largest bump {es.numbers['peak_error']:.3f} "
                                       f"at {es.numbers['peak_width']}, {100 * es.numbers['height_over_under']:+.1f} / "
                                       f"{100 * es.numbers['height_over_widest']:+.1f} pts)",
                             {**r.numbers, "early_stopped": {"effect": es.effect,
