@@ -59,6 +59,10 @@ def test_each_seed_draws_its_own_noise_over_one_fixed_test_set():
         TeacherDataModule(200, 10, train_pool=100)
 
 
+def test_toggle_keys_leave_the_monitor_its_own():
+    registry.check_toggle_keys(DD)
+
+
 def test_mlp_parameter_count_and_minimum_norm_head():
     assert sum(p.numel() for p in MLP(40, 48, 10).parameters()) == 48 ** 2 + 52 * 48 + 10
     g = torch.Generator().manual_seed(0)

@@ -303,16 +303,16 @@ PHENOMENON = register(Phenomenon(
         Toggle("weight_decay", "w", {"weight_decay": 5e-3},
                "SGD weight decay 0 → 5e-3: the peak disappears, the curve flattens and no width interpolates "
                "(Nakkiran et al. 2020: optimal ℓ2 regularisation mitigates double descent)"),
-        Toggle("label_noise", "n", {"label_noise": 0.0},
+        Toggle("label_noise", "N", {"label_noise": 0.0},
                "label noise 0.2 → 0: the MLP's peak shrinks to a shoulder (Nakkiran et al. 2019: noise makes it "
                "visible); the random-features peak at N = n stays, higher relative to its sides"),
         Toggle("early_stopping", "e", {"early_stopping": True},
                "report the best-validation epoch: the peak flattens (Nakkiran et al. 2019; the position paper's "
                "'proper regularisation')"),
-        Toggle("train_size", "t", {"train_size": 2000},
+        Toggle("train_size", "T", {"train_size": 2000},
                "train size 4,000 → 2,000: the peak moves to a narrower width (parameters ≈ samples; 48 → 32 "
                "here), the shift behind 'more data can hurt' (Nakkiran et al. 2019)"),
-        Toggle("ridge", "r", {"ridge": 0.1},
+        Toggle("ridge", "R", {"ridge": 0.1},
                "random_features/teacher presets: ridge 0 → 0.1 removes the peak at N = n (the closed-form analogue "
                "of weight decay; 1e-4 suffices without label noise); no effect on the MLP"),
     ),
