@@ -55,3 +55,14 @@ def test_presets_and_typed_overrides():
     ph = registry.get("grokking")
     cfg = ph.resolve(preset="nanda", sets=["lr=2e-3", "op=/"])
     assert (cfg.model, cfg.p, cfg.train_fraction, cfg.lr, cfg.op) == ("transformer", 113, 0.3, 2e-3, "/")
+
+
+def test_toggle_keys_never_clash_with_the_monitor_or_each_other():
+    for name in registry.names():
+        registry.check_toggle_keys(registry.get(name))  # raises with the clashing keys
+    bad = registry.Phenomenon("bad", "", registry.get("grokking").config_cls,
+                              (registry.Toggle("a", "q", {}, ""), registry.Toggle("b", "w", {}, ""),
+                               registry.Toggle("c", "w", {}, "")),
+                              criterion=lambda f, c: None, execute=lambda c, x: None)
+    with pytest.raises(ValueError, match=r"toggle keys \['q', 'w'\]"):
+        registry.check_toggle_keys(bad)
