@@ -35,6 +35,8 @@ class Killed(BaseException):
 
 def quiet_lightning() -> None:
     """Lightning's banners and advice are noise in a headless run whose data loading is deliberate."""
+    import pytorch_lightning  # noqa: F401 - its import sets its logger to INFO: import first, then quieten
+
     for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning"):
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
@@ -42,6 +44,8 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*val_check_interval.*")
     warnings.filterwarnings("ignore", message=".*log_every_n_steps.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    # a warning in a headless run is one line, not the warning plus the source line that raised it
+    warnings.formatwarning = lambda message, category, *args, **kw: f"{message}\n"
 
 
 def resolve_accelerator(name: str) -> str:
