@@ -7,7 +7,7 @@ from pathlib import Path
 from phenomon import registry
 from phenomon.launcher import RunSpec
 from phenomon.runner import prepare_root
-from phenomon.sweep import Child, run_parallel
+from phenomon.sweep import Child, report, run_parallel
 
 
 def run_demo(root: Path, max_steps: int | None = None, accelerator: str = "auto") -> int:
@@ -25,14 +25,6 @@ def run_demo(root: Path, max_steps: int | None = None, accelerator: str = "auto"
     except KeyboardInterrupt:
         print("\nphenomon demo: stopped both runs (their rows so far are kept)")
         return 130
-    ok = True
-    for c in children:
-        if c.info is None:
-            print(f"  {c.label}: the run did not start (see {root / '.logs'})")
-            ok = False
-            continue
-        m = c.info.manifest
-        ok &= c.info.state == "finished"
-        print(f"  {c.label:<16} {c.info.id}: {m.get('verdict') or m.get('error')}")
+    ok = report(children, root, width=16)
     print(f"runs are in {root}; `phenomon ls --runs {root}` lists them, `phenomon show RUN` explains one")
     return 0 if ok else 1

@@ -98,7 +98,7 @@ def launch_group(ph: Phenomenon, variants: dict[str, tuple[str, ...]], seeds: li
     """Variants × seeds (× the sweep's values) as parallel headless runs, then the group verdict; the exit code."""
     from phenomon.launcher import RunSpec
     from phenomon.runner import prepare_root
-    from phenomon.sweep import Child, run_parallel
+    from phenomon.sweep import Child, report, run_parallel
 
     # resolve every run here: a mistake stops the whole experiment before anything starts
     cfgs = [(v, s, ph.resolve(preset, [*sets, f"seed={s}"], list(variants[v]))) for v in variants for s in seeds]
@@ -120,14 +120,7 @@ def launch_group(ph: Phenomenon, variants: dict[str, tuple[str, ...]], seeds: li
     except KeyboardInterrupt:
         print(f"\nphenomon {command}: stopped every run (their rows so far are kept)")
         return 130
-    ok = True
-    for c in children:
-        if c.info is None:
-            print(f"  {c.label}: did not start (see {root / '.logs'})")
-            ok = False
-            continue
-        ok &= c.info.state == "finished"
-        print(f"  {c.label:<24} {c.info.id}: {c.info.manifest.get('verdict') or c.info.manifest.get('error')}")
+    ok = report(children, root)
     v = group_verdict(ph, root, group)
     print(f"group {group} ({time.time() - t0:.0f} s): {v.line if v else '-'}")
     return 0 if ok else 1

@@ -14,7 +14,7 @@ from typing import Any, TextIO
 
 from phenomon import store
 from phenomon.config import UsageError, config_hash, to_dict
-from phenomon.registry import Phenomenon
+from phenomon.registry import Phenomenon, run_config_diff
 
 
 @dataclass
@@ -152,7 +152,7 @@ def run(ph: Phenomenon, cfg, opts: RunOptions, argv: list[str] | None = None) ->
     rid = new_run_id(ph, cfg, root)
     manifest = store.new_manifest(
         rid, ph.name, config=to_dict(cfg), config_hash=config_hash(to_dict(cfg)),
-        toggles=ph.toggles_on(cfg), diff=_jsonable(ph_diff(ph, cfg)), group=opts.group or ph.group_of(cfg),
+        toggles=ph.toggles_on(cfg), diff=_jsonable(run_config_diff(ph, cfg)), group=opts.group or ph.group_of(cfg),
         seed=getattr(cfg, "seed", None), argv=argv or [], accelerator=opts.accelerator, threads=opts.threads,
         signals=list(opts.signals) if opts.signals is not None else "default",
         progress={"step": 0, "max_steps": getattr(cfg, "max_steps", None)},
@@ -183,12 +183,6 @@ def run(ph: Phenomenon, cfg, opts: RunOptions, argv: list[str] | None = None) ->
     writer.close(status, error, verdict=verdict.line, verdict_effect=verdict.effect,
                  verdict_numbers=_jsonable(verdict.numbers))
     return store.run_info(writer.dir)
-
-
-def ph_diff(ph: Phenomenon, cfg) -> dict:
-    from phenomon.config import diff
-
-    return diff(ph.defaults(), cfg)
 
 
 def verdict_of(ph: Phenomenon, cfg, run_dir: Path):

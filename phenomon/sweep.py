@@ -98,3 +98,17 @@ def run_parallel(children: list[Child], root: Path, max_parallel: int | None = N
     for c in children:
         c.info = by_pid.get(c.proc.pid, c.info)
     return children
+
+
+def report(children: list[Child], root: Path, width: int = 24) -> bool:
+    """One line per child: its verdict, its error, or that it never started. True when every run finished."""
+    ok = True
+    for c in children:
+        if c.info is None:
+            print(f"  {c.label}: did not start (see {root / '.logs'})")
+            ok = False
+            continue
+        m = c.info.manifest
+        ok &= c.info.state == "finished"
+        print(f"  {c.label:<{width}} {c.info.id}: {m.get('verdict') or m.get('error')}")
+    return ok
