@@ -157,16 +157,6 @@ def _cusum_cols(v: str) -> list[pl.Expr]:
     return [stat.fill_nan(None).alias(f"stat_{v}"), shift.alias(f"shift_{v}")]
 
 
-def change_point(value: str = "value") -> pl.Expr:
-    """x at the largest mean shift of `value` along sorted x (CUSUM); usable in a select or a group_by."""
-    v = pl.col(value)
-    k = pl.int_range(1, pl.len() + 1)
-    s_k = v.cum_sum()
-    stat = ((k * (pl.len() - k) / pl.len()).sqrt() * (s_k / k - (v.sum() - s_k) / (pl.len() - k)).abs())
-    # the change happens between point k and k+1: report the x of the first point after the shift
-    return pl.col("x").shift(-1).get(stat.fill_nan(None).arg_max().fill_null(0)).alias("cp")
-
-
 def per_unit(pts: pl.DataFrame) -> pl.DataFrame:
     """Tracking, lead, partial correlation and null counts per signal × unit (window expressions, one group-by)."""
     g = ["unit", "signal"]

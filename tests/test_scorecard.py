@@ -79,8 +79,14 @@ def test_intervention_follows_the_outcome(planted):
 
 
 def test_change_point_finds_a_step():
-    df = pl.DataFrame({"x": [float(i) for i in range(10)], "value": [0.0] * 4 + [1.0] * 6})
-    assert df.select(scorecard.change_point())["cp"][0] == 4.0
+    n = 10
+    pts = pl.DataFrame({"phenomenon": ["grokking"] * n, "group": ["g"] * n, "toggles": [""] * n, "seed": [0] * n,
+                        "unit": ["u"] * n, "x": [float(i) for i in range(n)], "signal": ["signal/step"] * n,
+                        "value": [0.0] * 4 + [1.0] * 6, "outcome": [0.0] * 7 + [1.0] * 3, "n_null": [0] * n},
+                       schema_overrides={"n_null": pl.UInt32})
+    row = scorecard.per_unit(pts).row(0, named=True)
+    assert row["cp_signal"] == 4.0 and row["cp_outcome"] == 7.0
+    assert row["lead"] == pytest.approx(3 / 9), "the step moves 3 of the run's 9 steps before the outcome"
 
 
 def test_empty_store(runs):
