@@ -151,7 +151,7 @@ def _to_units(df: pl.DataFrame, u: Unit, meta: pl.DataFrame) -> pl.DataFrame:
 
 
 def _cusum_cols(v: str) -> list[pl.Expr]:
-    """CUSUM statistic and mean shift at each split, from the window columns k, n, S_k, S_n of `_prep`."""
+    """CUSUM statistic and mean shift at each split, from the window columns k, n, S_k, S_n that `per_unit` adds."""
     shift = (pl.col(f"sk_{v}") / pl.col("k") - (pl.col(f"sn_{v}") - pl.col(f"sk_{v}")) / (pl.col("n") - pl.col("k"))).abs()
     stat = (pl.col("k") * (pl.col("n") - pl.col("k")) / pl.col("n")).sqrt() * shift
     return [stat.fill_nan(None).alias(f"stat_{v}"), shift.alias(f"shift_{v}")]
