@@ -52,19 +52,20 @@ def write_report(root: Path, group: str | None, out: Path) -> list[Path]:
 
     # 1. the phenomenon curves, toggles overlaid, seeds as mean and band
     for ph in sorted({r.phenomenon for r in runs}):
+        # this phenomenon's configurations, each with its colour (the same in both figures)
+        mine = [(colors[i % len(colors)], label, fs)
+                for i, ((p, label), fs) in enumerate(sorted(by_label.items())) if p == ph]
         fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-        for i, ((p, label), fs) in enumerate(sorted(by_label.items())):
-            if p != ph:
-                continue
+        for color, label, fs in mine:
             for ax, split in zip(axes, ("acc", "loss")):
                 for stage, ls in (("train", "--"), ("test", "-")):
                     col = f"{stage}/{split}"
                     if not any(col in f.columns for f in fs):
                         continue
                     b = _mean_band(fs, col).filter(pl.col("step") > 0)
-                    ax.plot(b["step"], b["mean"], ls, color=colors[i % len(colors)], label=f"{label} {stage}")
+                    ax.plot(b["step"], b["mean"], ls, color=color, label=f"{label} {stage}")
                     if len(fs) > 1:
-                        ax.fill_between(b["step"], b["lo"], b["hi"], color=colors[i % len(colors)], alpha=0.2)
+                        ax.fill_between(b["step"], b["lo"], b["hi"], color=color, alpha=0.2)
         for ax, split in zip(axes, ("accuracy", "loss")):
             ax.set_xscale("log")
             ax.set_xlabel("optimiser step")
@@ -80,21 +81,19 @@ def write_report(root: Path, group: str | None, out: Path) -> list[Path]:
         plt.close(fig)
         written.append(p)
 
-        # 2. signals on the same x axis, each scaled to [0, 1], the outcome in black
-        shown = [s for s in SHOWN_SIGNALS if any(s in f.columns for f in frames.values())]
+        # 2. the signals of the same runs, one panel each, on the same (log) step axis
+        shown = [s for s in SHOWN_SIGNALS if any(s in f.columns for _, _, fs in mine for f in fs)]
         if shown:
             ncol = 3
             nrow = -(-len(shown) // ncol)
             fig, axes = plt.subplots(nrow, ncol, figsize=(12, 2.6 * nrow), squeeze=False)
             for ax, s in zip(axes.flat, shown):
-                for i, ((p_, label), fs) in enumerate(sorted(by_label.items())):
-                    if p_ != ph:
-                        continue
+                for color, label, fs in mine:
                     for f in fs:
                         if s not in f.columns:
                             continue
                         g = f.select("step", s).drop_nulls().filter(pl.col("step") > 0)
-                        ax.plot(g["step"], g[s], color=colors[i % len(colors)], lw=1, label=label)
+                        ax.plot(g["step"], g[s], color=color, lw=1, label=label)
                 ax.set_title(s.removeprefix("signal/"), fontsize=9)
                 ax.set_xscale("log")
             for ax in list(axes.flat)[len(shown):]:
