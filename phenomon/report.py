@@ -52,6 +52,11 @@ def write_report(root: Path, group: str | None, out: Path) -> list[Path]:
 
     # 1. the phenomenon curves, toggles overlaid, seeds as mean and band
     for ph in sorted({r.phenomenon for r in runs}):
+        axis = scorecard._unit_of(ph).x_axis
+        if axis != "step":  # a sweep or pruning rounds: plot against that axis, from the scorecard's points
+            pts = scorecard.series([r for r in runs if r.phenomenon == ph], problems)
+            written += _axis_figures(ph, axis, pts, out, colors, plt)
+            continue
         # this phenomenon's configurations, each with its colour (the same in both figures)
         mine = [(colors[i % len(colors)], label, fs)
                 for i, ((p, label), fs) in enumerate(sorted(by_label.items())) if p == ph]
@@ -141,6 +146,61 @@ def write_report(root: Path, group: str | None, out: Path) -> list[Path]:
     p = out / "report.md"
     p.write_text("\n".join(md) + "\n")
     return [*written, p]
+
+
+def _axis_figures(ph: str, axis: str, pts: pl.DataFrame, out: Path, colors, plt) -> list[Path]:
+    """Outcome and signals against a sweep field or the pruning round: mean over seeds, min-max band."""
+    if pts.height == 0:
+        return []
+    label = pl.when(pl.col("toggles") == "").then(pl.lit("baseline")).otherwise(pl.col("toggles")).alias("label")
+    pts = pts.with_columns(label)
+    labels = sorted(pts["label"].unique().to_list())
+    xlabel = "pruning round" if axis.startswith("metric:") else axis.split(":", 1)[1]
+
+    def band(df: pl.DataFrame, col: str) -> pl.DataFrame:
+        return df.group_by("x").agg(pl.col(col).mean().alias("mean"), pl.col(col).min().alias("lo"),
+                                    pl.col(col).max().alias("hi")).sort("x")
+
+    def draw(ax, df: pl.DataFrame, col: str) -> None:
+        for i, lab in enumerate(labels):
+            b = band(df.filter(pl.col("label") == lab), col)
+            if b.height:
+                ax.plot(b["x"], b["mean"], "o-", ms=3, color=colors[i % len(colors)], label=lab)
+                ax.fill_between(b["x"], b["lo"], b["hi"], color=colors[i % len(colors)], alpha=0.2)
+        if axis.startswith("config:"):
+            ax.set_xscale("log")
+
+    written = []
+    outcome = pts.unique(["unit", "x"]).select("label", "x", "outcome")
+    fig, ax = plt.subplots(figsize=(7, 4))
+    draw(ax, outcome, "outcome")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(scorecard._unit_of(ph).outcome)
+    ax.legend(fontsize=7)
+    fig.suptitle(f"{ph}: toggles overlaid")
+    fig.tight_layout()
+    p = out / f"{ph}_curves.png"
+    fig.savefig(p, dpi=120)
+    plt.close(fig)
+    written.append(p)
+    shown = [s for s in SHOWN_SIGNALS if s in set(pts["signal"].unique().to_list())]
+    if shown:
+        nrow = -(-len(shown) // 3)
+        fig, axes = plt.subplots(nrow, 3, figsize=(12, 2.6 * nrow), squeeze=False)
+        for ax, s in zip(axes.flat, shown):
+            draw(ax, pts.filter(pl.col("signal") == s), "value")
+            ax.set_title(s.removeprefix("signal/"), fontsize=9)
+        for ax in list(axes.flat)[len(shown):]:
+            ax.axis("off")
+        handles, names = axes.flat[0].get_legend_handles_labels()
+        fig.legend(handles, names, loc="upper right", fontsize=7)
+        fig.suptitle(f"{ph}: explanation signals against {xlabel}")
+        fig.tight_layout()
+        p = out / f"{ph}_signals.png"
+        fig.savefig(p, dpi=110)
+        plt.close(fig)
+        written.append(p)
+    return written
 
 
 def scorecard_markdown(t: pl.DataFrame) -> str:
