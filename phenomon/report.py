@@ -43,10 +43,12 @@ def write_report(root: Path, group: str | None, out: Path) -> list[Path]:
     except OSError as e:
         raise UsageError(f"cannot create {out}: {e.strerror}") from None
     problems: list[str] = []
-    frames = {r.id: store.wide(store.read_metrics(r.dir, problems=problems)) for r in runs}
+    # whole step curves are read only for phenomena plotted over steps; the others use the scorecard's points
+    on_steps = [r for r in runs if scorecard._unit_of(r.phenomenon).x_axis == "step"]
     by_label: dict[tuple[str, str], list[pl.DataFrame]] = {}
-    for r in runs:
-        by_label.setdefault((r.phenomenon, _label(r)), []).append(frames[r.id])
+    for r in on_steps:
+        by_label.setdefault((r.phenomenon, _label(r)), []).append(
+            store.wide(store.read_metrics(r.dir, problems=problems)))
     written = []
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 
