@@ -23,9 +23,9 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from callbacks.stream import RunStoreLogger  # noqa: E402
-from datamodules.modular import ModularDataModule  # noqa: E402
-from models.grokking import GrokkingModule, build_network  # noqa: E402
+from phenomon.callbacks.stream import RunStoreLogger  # noqa: E402
+from phenomon.datamodules.modular import ModularDataModule  # noqa: E402
+from phenomon.models.grokking import GrokkingModule, build_network  # noqa: E402
 from phenomon import store  # noqa: E402
 from phenomon.runner import quiet_lightning  # noqa: E402
 

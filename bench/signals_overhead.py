@@ -63,7 +63,7 @@ def main() -> None:
     print(f"fit time with signals     {m_on:8.1f} s  ({1e3 * m_on / cfg.max_steps:.1f} ms/step)")
     print(f"ratio                     {m_on / m_off:8.3f}  (target <= 1.10)")
     print(f"\n{'signal':<20}{'cost':>10}{'calls':>8}{'mean ms':>10}{'total s':>10}{'share':>8}")
-    from callbacks import signals as S
+    from phenomon.callbacks import signals as S
 
     names = sorted(costs[0], key=lambda k: -statistics.median(c[k]["total_s"] for c in costs))
     for n in names:

@@ -71,8 +71,8 @@ def build(root: Path, n_runs: int, rows: int) -> list[Path]:
 async def measure(root: Path, live: list[Path], extra: Path, windows: int) -> dict:
     from textual.widgets import DataTable
 
-    from tui.app import PhenomonApp
-    from tui.widgets.chart import LineChart
+    from phenomon.tui.app import PhenomonApp
+    from phenomon.tui.widgets.chart import LineChart
 
     out: dict[str, list[float]] = {"idle_runs": [], "idle_compare": [], "flush": [], "key": []}
     app = PhenomonApp(root)

@@ -8,7 +8,7 @@ import warnings
 import pytorch_lightning as L
 import torch
 
-from callbacks import signals as S
+from phenomon.callbacks import signals as S
 
 
 class SignalCallback(L.Callback):

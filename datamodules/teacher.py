@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from datamodules.mnist1d import MNIST1DDataModule
+from phenomon.datamodules.mnist1d import MNIST1DDataModule
 
 
 def teacher_data(n: int, dim: int, num_classes: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -259,7 +259,7 @@ def cmd_tui(args, argv) -> int:
 
             return run_demo(root)
         raise UsageError("the monitor needs a terminal; use `phenomon ls` or `phenomon demo` in scripts")
-    from tui.app import PhenomonApp
+    from phenomon.tui.app import PhenomonApp
 
     message = PhenomonApp(root, args.phenomenon, demo=args.demo).run()
     if message:

@@ -43,7 +43,7 @@ def _dir(root: Path) -> Path:
 
 
 def valid_signal_names() -> list[str]:
-    from callbacks import signals as S  # imports torch: only when a hypothesis is added
+    from phenomon.callbacks import signals as S  # imports torch: only when a hypothesis is added
 
     return sorted(S.SIGNALS)
 

@@ -12,6 +12,8 @@ from typing import Any, Callable
 
 import polars as pl
 
+from phenomon.store.axis import Axis, ConfigField, Step
+
 from phenomon.config import UsageError, config_hash, diff, fields_of, parse_overrides, to_dict
 
 
@@ -52,11 +54,9 @@ class Phenomenon:
     presets: dict[str, dict[str, Any]] = field(default_factory=dict)
     headline: tuple[str, ...] = ()  # metric names shown in `ls` and the progress bar
     notes: str = ""
-    # What the compare panel plots against:
-    #   "step"             metrics over training steps (log x)
-    #   "config:<field>"   one point per run of the group, at its final metrics (e.g. "config:width")
-    #   "metric:<name>"    one point per round, at that round's final metrics (e.g. "metric:weights_remaining")
-    x_axis: str = "step"
+    # What the compare panel plots and the scorecard scores against (phenomon.store.axis): Step(),
+    # ConfigField("width") (one point per run of the group) or RoundMetric("weights_remaining") (one per round)
+    x_axis: Axis = Step()
     # Several runs judged together (`phenomon experiment NAME`, `show`): the default experiment's variants as
     # label -> toggles, run for each of `seeds`, and a criterion over the group's runs
     # ((wide rows of all of them with `run`, `toggles` (sorted, comma-joined) and `seed` columns, config) -> verdict).
@@ -73,7 +73,7 @@ class Phenomenon:
         return self.config_cls()
 
     def sweep_field(self) -> str | None:
-        return self.x_axis.partition(":")[2] if self.x_axis.startswith("config:") else None
+        return self.x_axis.name if isinstance(self.x_axis, ConfigField) else None
 
     def sweep_values(self, cfg) -> tuple:
         """The values a run of `cfg` stands for (its sweep field left at 0); () when it is a single run."""

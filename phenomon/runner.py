@@ -74,14 +74,14 @@ class RunContext:
         """
         import pytorch_lightning as L
 
-        from callbacks.progress import ProgressLine
-        from callbacks.stream import RunStoreLogger
+        from phenomon.callbacks.progress import ProgressLine
+        from phenomon.callbacks.stream import RunStoreLogger
 
         callbacks = [ProgressLine(self.writer, max_steps, self.ph.headline, stream=self.opts.stream,
                                   label=self.opts.label)] + list(self.opts.extra_callbacks) + list(callbacks)
         if self.opts.signals != ():
-            from callbacks import signals as S
-            from callbacks.signal_callback import SignalCallback
+            from phenomon.callbacks import signals as S
+            from phenomon.callbacks.signal_callback import SignalCallback
 
             names = S.DEFAULT if self.opts.signals is None else self.opts.signals
             every = {"cheap": eval_every, **(signal_every or {})}
@@ -107,7 +107,7 @@ class RunContext:
 def check_signals(names) -> None:
     if not names:
         return
-    from callbacks import signals as S
+    from phenomon.callbacks import signals as S
 
     unknown = [n for n in names if n not in S.SIGNALS]
     if unknown:

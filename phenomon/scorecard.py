@@ -46,7 +46,7 @@ def _unit_of(phenomenon: str) -> Unit:
 
     try:
         ph = registry.get(phenomenon)
-        return Unit(phenomenon, ph.x_axis, ph.outcome, ph.outcome_moves)
+        return Unit(phenomenon, str(ph.x_axis), ph.outcome, ph.outcome_moves)
     except UsageError:
         return Unit(phenomenon, "step", "test/acc")
 

@@ -8,9 +8,9 @@ import polars as pl
 import pytest
 import torch
 
-from datamodules.mnist1d import MNIST1DDataModule, flip_labels
-from datamodules.teacher import TeacherDataModule
-from models.double_descent import MLP, least_squares_head
+from phenomon.datamodules.mnist1d import MNIST1DDataModule, flip_labels
+from phenomon.datamodules.teacher import TeacherDataModule
+from phenomon.models.double_descent import MLP, least_squares_head
 from phenomon import cli, experiment, registry, runner, scorecard, store
 from phenomon.phenomena.double_descent import datamodule, group_criterion, summary
 

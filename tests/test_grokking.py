@@ -8,8 +8,8 @@ import polars as pl
 import pytest
 import torch
 
-from datamodules.modular import ModularDataModule, modular_table
-from models.grokking import OneLayerTransformer
+from phenomon.datamodules.modular import ModularDataModule, modular_table
+from phenomon.models.grokking import OneLayerTransformer
 from phenomon import registry, runner, store
 
 GROK = registry.get("grokking")
@@ -74,7 +74,7 @@ def test_tiny_run_writes_train_and_test_rows_at_eval_steps(runs, model):
 
 
 def test_init_scale_multiplies_the_initial_weights():
-    from models.grokking import GrokkingModule, build_network
+    from phenomon.models.grokking import GrokkingModule, build_network
 
     torch.manual_seed(0)
     a = GrokkingModule(build_network("mlp", 7, d_embed=4, hidden=8), 7)

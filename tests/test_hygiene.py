@@ -15,7 +15,7 @@ def _modules_after(imports: str) -> set[str]:
 
 
 def test_training_side_never_imports_textual_or_tui():
-    mods = _modules_after("import models.grokking, datamodules.modular, callbacks.stream, callbacks.progress, "
+    mods = _modules_after("import phenomon.models.grokking, datamodules.modular, callbacks.stream, callbacks.progress, "
                           "phenomon.runner, phenomon.phenomena")
     assert not {m for m in mods if m.split(".")[0] in ("textual", "tui")}
 

@@ -6,7 +6,7 @@ import pytorch_lightning as L
 from pytorch_lightning.demos.boring_classes import BoringModel
 from pytorch_lightning.utilities import rank_zero_only
 
-from callbacks.stream import RunStoreLogger
+from phenomon.callbacks.stream import RunStoreLogger
 from phenomon import store
 
 

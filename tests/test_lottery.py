@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 import torch
 
-from models.lottery import LotteryModule, MaskedMLP, check_masks, keep_counts, keep_schedule, topk_masks
+from phenomon.models.lottery import LotteryModule, MaskedMLP, check_masks, keep_counts, keep_schedule, topk_masks
 from phenomon import registry, runner, store
 from phenomon.config import UsageError
 from phenomon.phenomena.lottery_ticket import (
@@ -73,7 +73,7 @@ def test_magnitude_pruning_keeps_the_largest_survivors_per_layer_or_globally():
 def test_pruned_weights_stay_zero_through_optimiser_steps(optimizer, wd):
     import pytorch_lightning as L
 
-    from datamodules.mnist1d import MNIST1DDataModule
+    from phenomon.datamodules.mnist1d import MNIST1DDataModule
 
     net = _net()
     shapes = {k: tuple(v.shape) for k, v in net.weights().items()}
@@ -113,7 +113,7 @@ def test_masks_survive_state_dict_and_mismatches_are_one_line_errors(tmp_path):
 def _fit(net, steps, callbacks=()):
     import pytorch_lightning as L
 
-    from datamodules.mnist1d import MNIST1DDataModule
+    from phenomon.datamodules.mnist1d import MNIST1DDataModule
 
     dm = MNIST1DDataModule(train_size=100, test_size=20, batch_size=20)
     L.Trainer(max_steps=steps, logger=False, enable_checkpointing=False, enable_progress_bar=False,
@@ -123,7 +123,7 @@ def _fit(net, steps, callbacks=()):
 
 
 def test_rewind_restores_exactly_the_saved_survivor_values():
-    from callbacks.pruning import Snapshot
+    from phenomon.callbacks.pruning import Snapshot
     from phenomon.phenomena.lottery_ticket import new_net, rewound
 
     cfg = LotteryConfig(hidden=(16, 8))
@@ -322,9 +322,9 @@ def test_run_verdict_on_hand_made_frames():
 def test_lottery_training_side_never_imports_textual_or_tui():
     from tests.test_hygiene import _modules_after
 
-    mods = _modules_after("import models.lottery, datamodules.mnist1d, callbacks.pruning, "
+    mods = _modules_after("import phenomon.models.lottery, phenomon.datamodules.mnist1d, phenomon.callbacks.pruning, "
                           "phenomon.phenomena.lottery_ticket, phenomon.experiment")
-    assert not {m for m in mods if m.split(".")[0] in ("textual", "tui")}
+    assert not {m for m in mods if m.split(".")[0] == "textual" or m.startswith("phenomon.tui")}
 
 
 @pytest.mark.slow

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from datamodules import mnist1d
-from datamodules.mnist1d import MNIST1DDataModule, generate, symmetric_label_noise
+from phenomon.datamodules import mnist1d
+from phenomon.datamodules.mnist1d import MNIST1DDataModule, generate, symmetric_label_noise
 
 
 @pytest.fixture(autouse=True)

@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from callbacks import signals as S
-from callbacks.signal_callback import SignalCallback
+from phenomon.callbacks import signals as S
+from phenomon.callbacks.signal_callback import SignalCallback
 
 
 class Fixed(nn.Module):

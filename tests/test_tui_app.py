@@ -11,12 +11,12 @@ from textual.widgets import DataTable, Static
 
 from phenomon import store
 from tests.test_tui_fixtures import make_run
-from tui.app import PhenomonApp
-from tui.screens.compare import CompareScreen
-from tui.screens.confirm import ConfirmScreen
-from tui.screens.detail import DetailScreen
-from tui.screens.small import TooSmallScreen
-from tui.widgets.chart import LineChart
+from phenomon.tui.app import PhenomonApp
+from phenomon.tui.screens.compare import CompareScreen
+from phenomon.tui.screens.confirm import ConfirmScreen
+from phenomon.tui.screens.detail import DetailScreen
+from phenomon.tui.screens.small import TooSmallScreen
+from phenomon.tui.widgets.chart import LineChart
 
 SIZE = (160, 48)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from phenomon.launcher import RunSpec, launch
 from tests.test_tui_app import SIZE, until
-from tui.app import PhenomonApp
-from tui.widgets.chart import LineChart
+from phenomon.tui.app import PhenomonApp
+from phenomon.tui.widgets.chart import LineChart
 
 
 async def test_monitor_sees_a_live_run_grow(runs):

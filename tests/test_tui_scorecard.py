@@ -8,9 +8,9 @@ from textual.widgets import DataTable, Static
 from phenomon import hypotheses, scorecard, store
 from tests.test_tui_app import SIZE, FakeLauncher, app_for, until
 from tests.test_tui_fixtures import make_scored_run
-from tui.screens import scorecard as screen_mod
-from tui.screens.runs import RunsScreen
-from tui.screens.scorecard import EMPTY, ScorecardScreen
+from phenomon.tui.screens import scorecard as screen_mod
+from phenomon.tui.screens.runs import RunsScreen
+from phenomon.tui.screens.scorecard import EMPTY, ScorecardScreen
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ from polars.testing import assert_frame_equal
 
 from phenomon import registry
 from tests.test_tui_fixtures import make_run
-from tui import frames, launches
-from tui.watcher import StoreWatcher
-from tui.widgets.axes import fmt_log, log_ticks
+from phenomon.tui import frames, launches
+from phenomon.tui.watcher import StoreWatcher
+from phenomon.tui.widgets.axes import fmt_log, log_ticks
 
 
 def test_thin_keeps_spikes_and_ends():

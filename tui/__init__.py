@@ -1,1 +1,1 @@
-"""The live monitor: a Textual app over the run store (see `tui.app.PhenomonApp`)."""
+"""The live monitor: a Textual app over the run store (see `phenomon.tui.app.PhenomonApp`)."""

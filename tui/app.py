@@ -17,16 +17,16 @@ from textual.worker import get_current_worker
 from phenomon import registry
 from phenomon.config import UsageError
 from phenomon.launcher import launch
-from tui import launches
-from tui.messages import Snapshot, StoreChanged
-from tui.screens.compare import CompareScreen
-from tui.screens.confirm import ConfirmScreen
-from tui.screens.detail import DetailScreen
-from tui.screens.help import HelpScreen
-from tui.screens.runs import RunsScreen
-from tui.screens.scorecard import ScorecardScreen
-from tui.screens.small import MIN_HEIGHT, MIN_WIDTH, TooSmallScreen
-from tui.watcher import StoreWatcher
+from phenomon.tui import launches
+from phenomon.tui.messages import Snapshot, StoreChanged
+from phenomon.tui.screens.compare import CompareScreen
+from phenomon.tui.screens.confirm import ConfirmScreen
+from phenomon.tui.screens.detail import DetailScreen
+from phenomon.tui.screens.help import HelpScreen
+from phenomon.tui.screens.runs import RunsScreen
+from phenomon.tui.screens.scorecard import ScorecardScreen
+from phenomon.tui.screens.small import MIN_HEIGHT, MIN_WIDTH, TooSmallScreen
+from phenomon.tui.watcher import StoreWatcher
 
 
 class PhenomonApp(App[str | None]):

@@ -9,7 +9,7 @@ from types import MappingProxyType
 import polars as pl
 
 from phenomon import store
-from tui.messages import Snapshot
+from phenomon.tui.messages import Snapshot
 
 KEEP = ("step", "value", "round")  # the columns charts use; wall and epoch stay on disk
 

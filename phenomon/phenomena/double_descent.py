@@ -14,6 +14,7 @@ from typing import Literal
 
 import polars as pl
 
+from phenomon.store.axis import ConfigField
 from phenomon.registry import Phenomenon, Toggle, Verdict, register
 
 INTERPOLATES = 0.01  # train error at or below this counts as interpolating (the noisy labels included)
@@ -240,8 +241,8 @@ def criterion(frame: pl.DataFrame, cfg: DoubleDescentConfig) -> Verdict:
 
 
 def datamodule(cfg: DoubleDescentConfig):
-    from datamodules.mnist1d import MNIST1DDataModule
-    from datamodules.teacher import TeacherDataModule
+    from phenomon.datamodules.mnist1d import MNIST1DDataModule
+    from phenomon.datamodules.teacher import TeacherDataModule
 
     kw = dict(train_size=cfg.train_size, test_size=cfg.test_size, val_size=cfg.val_size, seed=cfg.seed,
               batch_size=None if cfg.model == "random_features" else cfg.batch_size, data_seed=cfg.data_seed,
@@ -254,7 +255,7 @@ def datamodule(cfg: DoubleDescentConfig):
 def build_module(cfg: DoubleDescentConfig, train_x, num_classes: int, eval_x=None):
     import torch
 
-    from models.double_descent import MLP, ClosedFormModule, RandomFeatures, WidthModule
+    from phenomon.models.double_descent import MLP, ClosedFormModule, RandomFeatures, WidthModule
 
     torch.manual_seed(cfg.seed)
     d_in = train_x.shape[1]
@@ -329,7 +330,7 @@ PHENOMENON = register(Phenomenon(
     notes="defaults: MNIST-1D 4,000 train (20% of labels wrong) / 2,000 val / 10,000 test, MLP 40-h-h-10, CE, SGD "
           "0.01 momentum 0.9, batch 100, 500 epochs, widths 8…384 × seeds 0,1,2; `phenomon run double_descent` runs "
           "the sweep (`--set width=N`: one width); `phenomon experiment double_descent` adds the weight-decay sweep.",
-    x_axis="config:width",
+    x_axis=ConfigField("width"),
     experiment={"baseline": (), "weight_decay": ("weight_decay",)},
     group_criterion=group_criterion,
     outcome="final/test_error",

@@ -33,7 +33,7 @@ class GrokkingConfig:
     seed: int = 0
 
     def validate(self) -> None:
-        from datamodules.modular import is_prime
+        from phenomon.datamodules.modular import is_prime
 
         if not is_prime(self.p):
             raise ValueError(f"p must be prime, got {self.p}")
@@ -88,8 +88,8 @@ def criterion(frame: pl.DataFrame, cfg: GrokkingConfig) -> Verdict:
 
 
 def execute(cfg: GrokkingConfig, ctx) -> None:
-    from datamodules.modular import ModularDataModule
-    from models.grokking import GrokkingModule, build_network
+    from phenomon.datamodules.modular import ModularDataModule
+    from phenomon.models.grokking import GrokkingModule, build_network
 
     import torch
 

@@ -16,6 +16,7 @@ from typing import Literal
 
 import polars as pl
 
+from phenomon.store.axis import RoundMetric
 from phenomon.registry import Phenomenon, Toggle, Verdict, register
 
 MATCH = 0.01  # "within one point of the dense network"
@@ -59,7 +60,7 @@ class LotteryConfig:
 
     def rounds(self) -> int:
         """Pruning rounds after the dense one: the first that leaves at most `target_remaining` of the weights."""
-        from models.lottery import remaining_after
+        from phenomon.models.lottery import remaining_after
 
         if self.masks_from:
             return 1
@@ -261,9 +262,9 @@ def group_criterion(frame: pl.DataFrame, cfg: LotteryConfig) -> Verdict:
 def execute(cfg: LotteryConfig, ctx) -> None:
     import torch
 
-    from callbacks.pruning import Snapshot, StepTimer
-    from datamodules.mnist1d import MNIST1DDataModule
-    from models.lottery import LotteryModule, MaskedMLP, keep_counts
+    from phenomon.callbacks.pruning import Snapshot, StepTimer
+    from phenomon.datamodules.mnist1d import MNIST1DDataModule
+    from phenomon.models.lottery import LotteryModule, MaskedMLP, keep_counts
 
     rounds = cfg.rounds()
     dm = MNIST1DDataModule(cfg.train_size, cfg.test_size, batch_size=cfg.batch_size, seed=cfg.seed,
@@ -327,7 +328,7 @@ def execute(cfg: LotteryConfig, ctx) -> None:
 def new_net(cfg: LotteryConfig, seed: int):
     import torch
 
-    from models.lottery import MaskedMLP
+    from phenomon.models.lottery import MaskedMLP
 
     torch.manual_seed(seed)
     return MaskedMLP(D_IN, cfg.hidden, D_OUT, cfg.init)
@@ -367,7 +368,7 @@ def next_masks(cfg: LotteryConfig, rnd: int, prev, trained, dense, theta0, count
     """Round `rnd`'s masks: the same keep counts for every variant; only the scores (and nesting) differ."""
     import torch
 
-    from models.lottery import topk_masks
+    from phenomon.models.lottery import topk_masks
 
     if cfg.prune_by == "magnitude":  # IMP: the previous round's trained survivors
         return topk_masks({k: trained[k].abs() for k in prev}, prev, counts)
@@ -426,7 +427,7 @@ PHENOMENON = register(Phenomenon(
     notes="defaults: MNIST-1D (4,000/1,000), MLP 40-300-100-10, Adam 1e-3, batch 100, 20 epochs per round, 20% of "
           "remaining weights pruned per round per layer (output 10%), rewind to init, down to 2% of weights; "
           "`phenomon experiment lottery_ticket` runs ticket, reinit and random_prune × 3 seeds and judges them together.",
-    x_axis="metric:weights_remaining",
+    x_axis=RoundMetric("weights_remaining"),
     experiment={"reinit": ("reinit",), "ticket": (), "random_prune": ("random_prune",)},
     group_criterion=group_criterion,
 ))

@@ -13,10 +13,10 @@ from textual.widgets import Footer, Static
 
 from phenomon import registry
 from phenomon.config import UsageError
-from tui import frames
-from tui.messages import Snapshot
-from tui.widgets.chart import LineChart
-from tui.widgets.toggles import ToggleBar
+from phenomon.tui import frames
+from phenomon.tui.messages import Snapshot
+from phenomon.tui.widgets.chart import LineChart
+from phenomon.tui.widgets.toggles import ToggleBar
 
 PANELS = ("train/acc", "test/acc", "train/loss", "test/loss")
 SMOOTHING = (0.0, 0.5, 0.8, 0.9, 0.95, 0.99)
@@ -79,7 +79,7 @@ class CompareScreen(Screen):
         x_axis = "step"
         if runs:
             try:
-                x_axis = registry.get(runs[0].phenomenon).x_axis
+                x_axis = str(registry.get(runs[0].phenomenon).x_axis)
             except UsageError:
                 pass
         return {r.id: snap.frames[r.id] for r in runs if r.id in snap.frames}, manifests, x_axis

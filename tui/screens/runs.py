@@ -14,8 +14,8 @@ from textual.widgets import DataTable, Footer, Static
 from phenomon import registry
 from phenomon.config import UsageError
 from phenomon.store import RunInfo
-from tui.messages import Snapshot
-from tui.widgets.toggles import ToggleBar
+from phenomon.tui.messages import Snapshot
+from phenomon.tui.widgets.toggles import ToggleBar
 
 STATES = ("all", "running", "finished", "failed", "dead", "killed")
 STATE_STYLE = {"running": "bold cyan", "finished": "green", "failed": "bold red", "dead": "bold magenta",

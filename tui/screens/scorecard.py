@@ -19,7 +19,7 @@ from textual.worker import get_current_worker
 
 from phenomon import hypotheses, scorecard
 from phenomon.cli import MAIN_SIGNALS
-from tui.messages import Snapshot
+from phenomon.tui.messages import Snapshot
 
 SCORED = ("finished", "killed", "dead")  # a run entering one of these states changes the scorecard: recompute
 COLUMNS = ("signal", "phenomenon", "track ρ", "lead", "partial|norm", "general", "interv", "nulls", "verdict")

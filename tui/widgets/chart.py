@@ -16,8 +16,8 @@ from textual.reactive import reactive
 from textual.strip import Strip
 from textual.widget import Widget
 
-from tui.frames import Series
-from tui.widgets.axes import fmt_log, fmt_num, log_ticks, nice_ticks
+from phenomon.tui.frames import Series
+from phenomon.tui.widgets.axes import fmt_log, fmt_num, log_ticks, nice_ticks
 
 PALETTE = ("#5fd7ff", "#ff875f", "#afd75f", "#d787ff", "#ffd75f", "#87ffd7", "#ff5f87", "#d7d7d7")
 BG = Color.parse("#1e1e1e")
