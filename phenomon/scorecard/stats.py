@@ -1,0 +1,159 @@
+"""The statistics behind the scorecard's verdicts, on small numpy arrays: intervals, permutation nulls, corrections.
+
+Every function returns None (never a number) when its quantity is undefined, and says why through `why_undefined`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+B_BOOT = 2000  # bootstrap resamples over units
+N_SHIFTS = 199  # circular shifts for a permutation p-value (p >= 1/200)
+MIN_UNITS_CI = 3  # an interval needs at least this many units
+SEED = 20250713  # resampling is seeded: the same runs give the same table
+
+
+def rank(a: np.ndarray) -> np.ndarray:
+    """Average ranks (ties share their mean rank), as Spearman needs."""
+    order = np.argsort(a, kind="mergesort")
+    r = np.empty(len(a), dtype=float)
+    r[order] = np.arange(1, len(a) + 1)
+    vals = a[order]
+    # average over runs of ties
+    starts = np.r_[0, np.flatnonzero(np.diff(vals)) + 1]
+    ends = np.r_[starts[1:], len(a)]
+    for s, e in zip(starts, ends):
+        if e - s > 1:
+            r[order[s:e]] = (s + e + 1) / 2
+    return r
+
+
+def standardise(a: np.ndarray) -> np.ndarray | None:
+    sd = a.std()
+    if not np.isfinite(sd) or sd <= 1e-12 * (np.abs(a).max() + 1e-300):
+        return None
+    return (a - a.mean()) / sd
+
+
+MAX_LAG = 0.10  # association is the strongest within ±10% of the unit's length (a cause may lead its effect)
+MIN_LAGGED = 30  # shorter units (sweeps, rounds) are judged at lag 0
+
+
+def association(sig: np.ndarray, out: np.ndarray, seed: int = SEED) -> tuple[float | None, int | None, np.ndarray | None]:
+    """Spearman ρ of two equally long series of increments at their best lag within ±MAX_LAG of the length, the
+    lag (> 0: the signal's changes come first), and its null: the same statistic for N_SHIFTS phase-randomised
+    surrogates of the signal (same power spectrum, so the same autocorrelation; Theiler et al. 1992). Each
+    surrogate is an independent draw, which circular shifts of one pair of series are not once the statistic
+    maximises over lags. None where undefined (fewer than 4 points, a constant series)."""
+    m = len(sig)
+    if m < 4:
+        return None, None, None
+    a, b = standardise(rank(sig)), standardise(rank(out))
+    if a is None or b is None:
+        return None, None, None
+    L = int(round(MAX_LAG * m)) if m >= MIN_LAGGED else 0
+    win = np.arange(-L, L + 1) % m
+    A, B = np.fft.rfft(a), np.fft.rfft(b)
+    # c[l] = mean_t a_t b_(t+l): the signal at t against the outcome l points later
+    c = np.fft.irfft(np.conj(A) * B, n=m) / m
+    best = win[np.abs(c[win]).argmax()]
+    lag = int(best if best <= m // 2 else best - m)
+    rng = np.random.default_rng(seed)
+    phase = np.exp(2j * np.pi * rng.random((N_SHIFTS, len(A))))
+    phase[:, 0] = 1.0
+    if m % 2 == 0:
+        phase[:, -1] = 1.0
+    cs = np.fft.irfft(np.conj(A * phase) * B, n=m, axis=1)[:, win] / m
+    null = cs[np.arange(N_SHIFTS), np.abs(cs).argmax(axis=1)]
+    return float(c[best]), lag, null
+
+
+def perm_p(obs: float | None, null: np.ndarray | None) -> float | None:
+    """Two-sided p-value of `obs` against a null sample (the observed value counts as one of the null's draws)."""
+    if obs is None or null is None or len(null) == 0:
+        return None
+    return float((1 + np.sum(np.abs(null) >= abs(obs) - 1e-12)) / (1 + len(null)))
+
+
+def bh(p: list[float | None]) -> list[float | None]:
+    """Benjamini–Hochberg q-values; None stays None and is not counted as a test."""
+    idx = [i for i, v in enumerate(p) if v is not None]
+    q: list[float | None] = [None] * len(p)
+    if not idx:
+        return q
+    vals = np.array([p[i] for i in idx])
+    order = np.argsort(vals)
+    m = len(vals)
+    adj = vals[order] * m / np.arange(1, m + 1)
+    adj = np.minimum.accumulate(adj[::-1])[::-1].clip(max=1.0)
+    for rank_i, j in enumerate(order):
+        q[idx[j]] = float(adj[rank_i])
+    return q
+
+
+def boot_ci(x: np.ndarray, stat=np.mean, level: float = 0.95, seed: int = SEED) -> tuple[float | None, float | None]:
+    """Percentile bootstrap interval of `stat` over units; (None, None) with fewer than MIN_UNITS_CI units."""
+    x = np.asarray(x, dtype=float)
+    x = x[np.isfinite(x)]
+    if len(x) < MIN_UNITS_CI:
+        return None, None
+    rng = np.random.default_rng(seed)
+    draws = x[rng.integers(0, len(x), (B_BOOT, len(x)))]
+    s = stat(draws, axis=1)
+    a = (1 - level) / 2
+    return float(np.quantile(s, a)), float(np.quantile(s, 1 - a))
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float | None, float | None]:
+    """Wilson score interval for k successes in n trials."""
+    if n <= 0:
+        return None, None
+    p = k / n
+    d = 1 + z * z / n
+    c = (p + z * z / (2 * n)) / d
+    h = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    return float(max(0.0, c - h)), float(min(1.0, c + h))
+
+
+def loo_r2(x: np.ndarray, y: np.ndarray) -> float | None:
+    """Leave-one-out R² of the line y ~ a + b x (predicting each unit from the others). None when undefined."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+    n = len(x)
+    if n < 4 or np.ptp(x) <= 1e-12 * (np.abs(x).max() + 1e-300) or np.ptp(y) <= 0:
+        return None
+    X = np.c_[np.ones(n), x]
+    beta, *_ = np.linalg.lstsq(X, y, rcond=None)
+    H = X @ np.linalg.pinv(X.T @ X) @ X.T
+    e = (y - X @ beta) / np.clip(1 - np.diag(H), 1e-9, None)
+    # the mean a leave-one-out baseline would predict: the others' mean
+    ybar_loo = (y.sum() - y) / (n - 1)
+    return float(1 - np.sum(e ** 2) / np.sum((y - ybar_loo) ** 2))
+
+
+def partial(r_xy: float | None, r_xz: float | None, r_yz: float | None) -> tuple[float | None, str | None]:
+    """Partial correlation of x and y given z, or (None, why) when it is undefined."""
+    if r_xy is None or r_xz is None or r_yz is None:
+        return None, "too few points"
+    if abs(r_xz) > 0.999:
+        return None, "signal"
+    if abs(r_yz) > 0.999:
+        return None, "outcome"
+    return (r_xy - r_xz * r_yz) / float(np.sqrt((1 - r_xz ** 2) * (1 - r_yz ** 2))), None
+
+
+def onset(x: np.ndarray, v: np.ndarray, frac: float) -> float | None:
+    """First x after which the curve stays past `frac` of its eventual change (last − first); None if it never moves."""
+    if len(v) < 3:
+        return None
+    change = v[-1] - v[0]
+    if not np.isfinite(change) or abs(change) <= 1e-12 * (np.abs(v).max() + 1e-300):
+        return None
+    progress = (v - v[0]) / change
+    below = np.flatnonzero(progress < frac)
+    if len(below) == 0:
+        return float(x[0])
+    if below[-1] + 1 >= len(x):
+        return None
+    return float(x[below[-1] + 1])

@@ -1,0 +1,143 @@
+"""Per signal × unit statistics: association of changes (with its circular-shift null), level ρ for reference,
+partial correlations (on increments given each magnitude statistic; on levels given the step), onsets, early values.
+
+Undefined stays undefined: a statistic that cannot be computed is null, and a `why_*` column says why.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import polars as pl
+
+from phenomon import catalog
+from phenomon.scorecard import stats as S
+
+# column-safe names of the magnitude confounds
+MAG_COLS = {"signal/weight_norm": "norm", "signal/magnitude/mean_abs": "mean_abs", "signal/magnitude/n_ge_1.5": "n_ge"}
+EARLY = (0.10, 0.25)  # fractions of training at which a signal's value is read to predict a run's outcome
+
+
+def _summary(axis: str, x: np.ndarray, o: np.ndarray) -> float | None:
+    """The unit's outcome in the phenomenon's own terms (what prediction and intervention are about).
+
+    step: the mean outcome over the run (earlier grokking → higher); config (a sweep of final test error): the peak
+    height, how far the error rises above the best narrower model; rounds: the mean outcome over rounds."""
+    if len(o) == 0:
+        return None
+    if axis.startswith("config:"):
+        if len(o) < 3:
+            return None
+        best = np.minimum.accumulate(o)
+        return float(np.max(o[1:] - best[:-1]).clip(min=0.0))
+    if axis == "step" and len(x) > 1 and x[-1] > x[0]:
+        return float(np.trapezoid(o, x) / (x[-1] - x[0])) if hasattr(np, "trapezoid") else float(np.trapz(o, x) / (x[-1] - x[0]))
+    return float(np.mean(o))
+
+
+def _why(a: np.ndarray) -> str:
+    return "too few points" if len(a) < 4 else "constant"
+
+
+def _corr(a: np.ndarray, b: np.ndarray) -> float | None:
+    if len(a) < 4:
+        return None
+    x, y = S.standardise(S.rank(a)), S.standardise(S.rank(b))
+    if x is None or y is None:
+        return None
+    return float(x @ y / len(a))
+
+
+def _aligned(dv: np.ndarray, do: np.ndarray, dz: np.ndarray, lag: int):
+    m = len(dv)
+    if lag >= 0:
+        return dv[:m - lag], do[lag:], dz[:m - lag]
+    return dv[-lag:], do[:m + lag], dz[-lag:]
+
+
+def per_unit(pts: pl.DataFrame) -> pl.DataFrame:
+    """One row per signal × unit (see the module docstring); `rho_null` holds the shifted correlations."""
+    rows: list[dict] = []
+    if pts.height == 0:
+        return pl.DataFrame()
+    pts = pts.filter(pl.col("outcome").is_not_null()).sort("unit", "signal", "x")
+    nnull = pts.group_by("unit", "signal").agg(pl.col("n_null").sum())
+    nnull = {(a, b): c for a, b, c in nnull.iter_rows()}
+    for (unit,), d in pts.partition_by("unit", as_dict=True, maintain_order=True).items():
+        meta = d.row(0, named=True)
+        axis = meta["axis"]
+        wide = d.pivot(on="signal", index="x", values="value", aggregate_function="last").sort("x")
+        xo = d.group_by("x").agg(pl.col("outcome").last(), pl.col("run").first()).sort("x")
+        x = xo["x"].to_numpy().astype(float)
+        o = xo["outcome"].to_numpy().astype(float)
+        runs = xo["run"].unique().to_list()
+        cols = {c: wide[c].to_numpy().astype(float) for c in wide.columns if c != "x"}
+        moving = bool(len(o) and (np.nanmax(o) - np.nanmin(o)) >= meta["moves"])
+        summary = _summary(axis, x, o)
+        on_out = {f: S.onset(x, o, f) for f in (0.05, 0.10)} if axis == "step" else {}
+        span = (x[-1] - x[0]) if len(x) > 1 else 0.0
+        for sig, v in cols.items():
+            ok = np.isfinite(v)
+            xs, vs, os_ = x[ok], v[ok], o[ok]
+            r: dict = {"phenomenon": meta["phenomenon"], "group": meta["group"], "toggles": meta["toggles"],
+                       "seed": meta["seed"], "unit": unit, "runs": runs, "axis": axis, "signal": sig,
+                       "n": int(ok.sum()), "moving": moving, "summary": summary,
+                       "n_null": int(nnull.get((unit, sig), 0)), "moves": meta["moves"],
+                       "mean_value": float(vs.mean()) if len(vs) else None,
+                       "final_outcome": float(os_[-1]) if len(os_) else None}
+            r["rho_level"] = _corr(vs, os_)
+            dv, do = np.diff(vs), np.diff(os_)
+            if sig == catalog.NULL_STEP:
+                # time itself: any smooth monotone transform of the step has increments ranked like the step index
+                # (convex) or its reverse (concave); Spearman only sees ranks, so one ramp stands for all of them
+                dv = np.arange(len(dv), dtype=float)
+            rho, lag, null = S.association(dv, do, seed=zlib.crc32(f"{unit}|{sig}".encode()))
+            r["rho"], r["lag"], r["rho_null"] = rho, lag, (null.tolist() if null is not None else None)
+            r["why_rho"] = None if rho is not None else _why(dv) if len(dv) < 4 or S.standardise(dv) is None \
+                else "outcome constant"
+            # beyond each magnitude statistic: partial ρ on increments
+            for name, col in MAG_COLS.items():
+                z = cols.get(name)
+                if z is None:
+                    r[f"partial_{col}"], r[f"why_{col}"] = None, "not logged"
+                    continue
+                if name == sig:
+                    r[f"partial_{col}"], r[f"why_{col}"] = None, "itself"
+                    continue
+                okz = np.isfinite(z[ok])
+                dz = np.diff(z[ok][okz]) if okz.all() else None
+                if dz is None:
+                    r[f"partial_{col}"], r[f"why_{col}"] = None, "not logged at every point"
+                    continue
+                # at the signal's own lag, the confound aligned with the signal
+                x_, y_, z_ = _aligned(dv, do, dz, lag or 0)
+                p, why = S.partial(_corr(x_, y_), _corr(x_, z_), _corr(y_, z_))
+                r[f"partial_{col}"] = p
+                r[f"why_{col}"] = None if p is not None else (
+                    f"the signal's changes are a monotone function of {name}'s" if why == "signal" else
+                    f"the outcome's changes are a monotone function of {name}'s" if why == "outcome" else
+                    "undefined (constant or too few points)")
+            # beyond time: partial ρ on levels given the step (detrended by rank)
+            p, why = S.partial(r["rho_level"], _corr(vs, xs), _corr(os_, xs))
+            r["partial_step"] = p
+            r["why_step"] = None if p is not None else (
+                "the signal is a monotone function of step" if why == "signal" else
+                "the outcome is a monotone function of step" if why == "outcome" else
+                "undefined (constant or too few points)")
+            if axis == "step" and span > 0:
+                for f, key in ((0.05, "lead"), (0.10, "lead10")):
+                    so, oo = S.onset(xs, vs, f), on_out.get(f)
+                    r[key] = (oo - so) / span if (so is not None and oo is not None and moving) else None
+                for f in EARLY:
+                    i = int(np.searchsorted(xs, xs[0] + f * span)) if len(xs) else 0
+                    r[f"at{int(f * 100)}"] = float(vs[i]) if i < len(vs) else None
+            else:
+                r["lead"] = r["lead10"] = None
+                for f in EARLY:
+                    r[f"at{int(f * 100)}"] = None
+            rows.append(r)
+    return pl.DataFrame(rows, infer_schema_length=None)
+
+
+NULLS = catalog.NULLS
