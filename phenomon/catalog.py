@@ -26,3 +26,11 @@ MAIN_SIGNALS = ("signal/weight_norm", "signal/magnitude/mean_abs", "signal/prime
 def is_scored(name: str) -> bool:
     """Rows the scorecard scores: signals (not their per-layer `@tensor` values) and the nulls."""
     return (name.startswith("signal/") and "@" not in name) or name in NULLS
+
+
+def shown_by_default(name: str) -> bool:
+    """Main rows, the nulls, and signals of other people's code; hidden: the variants of our own signals."""
+    if name in MAIN_SIGNALS:
+        return True
+    bases = {m.split("/")[1] for m in MAIN_SIGNALS if m.startswith("signal/")}
+    return not (name.startswith("signal/") and name.split("/")[1] in bases)

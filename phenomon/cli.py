@@ -66,6 +66,7 @@ def _add_science_commands(sub) -> None:
     sc.add_argument("--runs")
     sc.add_argument("--phenomenon", help="only this phenomenon's rows (default: every phenomenon and overall)")
     sc.add_argument("--all", action="store_true", help="show every signal variant, not only the main ones")
+    sc.add_argument("--json", action="store_true", help="one JSON object per signal × phenomenon, with intervals")
     rp = sub.add_parser("report", help="figures (PNG) and a Markdown summary for a group of runs")
     rp.add_argument("group", nargs="?", help="comparison group or run id (default: every run)")
     rp.add_argument("--out", required=True, help="directory to write into")
@@ -281,9 +282,12 @@ MAIN_SIGNALS = ("signal/weight_norm", "signal/magnitude/mean_abs", "signal/prime
 
 
 def cmd_score(args, argv) -> int:
+    import json
+
     import polars as pl
 
-    from phenomon import registry, scorecard
+    from phenomon import catalog, registry, scorecard
+    from phenomon.scorecard import render
 
     root = _root(args)
     if not root.exists():
@@ -296,27 +300,16 @@ def cmd_score(args, argv) -> int:
         registry.get(args.phenomenon)
         table = table.filter(pl.col("phenomenon") == args.phenomenon) if table.height else table
     if table.height and not args.all:
-        table = table.filter(pl.col("signal").is_in(MAIN_SIGNALS))
-    if table.height and table["phenomenon"].n_unique() == 2:  # one phenomenon: its rows are the overall rows
-        table = table.filter(pl.col("phenomenon") != "(all)")
+        table = table.filter(pl.col("signal").is_in(catalog.MAIN_SIGNALS))
+    if args.json:
+        print(json.dumps(render.json_rows(table) if table.height else [], indent=1))
+        return 0
     if table.height == 0:
         print(f"no scored runs in {root} (runs need an outcome metric and signals)")
         return 0
-    f = lambda v, fmt="{:+.2f}": "–" if v is None or v != v else fmt.format(v)  # noqa: E731
-    rows = [("SIGNAL", "PHENOMENON", "TRACK ρ", "LEAD", "PARTIAL|NORM", "|PARTIAL|MAG", "GENERAL", "INTERV", "NULLS",
-             "VERDICT")]
-    for r in table.iter_rows(named=True):
-        rows.append((r["signal"].removeprefix("signal/"), r["phenomenon"], f(r["tracking"]), f(r["lead"]),
-                     f(r["partial"]), f(r["partial_mag"], "{:.2f}"), r["generality"], f(r["intervention"], "{:.2f}"),
-                     str(r["nulls"]), r["verdict"]))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
-    print(f"tracking: median Spearman ρ with the outcome over units where it moved; lead: outcome change point minus "
-          f"the signal's, as a fraction of the run (> 0: the signal moves first); partial: ρ given the weight norm "
-          f"(|·| < {scorecard.ADDS_NOTHING}: adds nothing); |partial|mag: the smallest |partial ρ| given any weight-magnitude "
-          f"statistic (norm, mean |w|, count of |w| ≥ 1.5); general: conditions where |ρ| ≥ {scorecard.TRACKS}; "
-          f"interv: toggles that changed the outcome and the signal as predicted; nulls: non-finite values excluded")
+    for line in render.text_rows(table):
+        print(line)
+    print(render.LEGEND)
     return 0
 
 

@@ -2,11 +2,13 @@
 
 A hypothesis names a signal, a phenomenon, what is expected of the signal and a threshold:
 
-    track      median |ρ| with the outcome ≥ threshold (default 0.5)
-    lead       median lead > threshold (default 0: the signal moves before the outcome), in most units
-    beyond     median |partial ρ given the weight norm| ≥ threshold (default 0.2): it adds something to the norm
-    nothing    median |partial ρ| given the norm, or given any weight-magnitude statistic, < threshold (default 0.2)
-    intervene  when a toggle changes the outcome, the signal changes as predicted in ≥ threshold of pairs (0.5)
+    track      the signal's changes track the outcome's (q < 0.05) with mean |Δ-ρ| ≥ threshold (default 0.3)
+    lead       the interval of the median onset lead lies above threshold (default 0: the signal moves first)
+    beyond     the interval of the partial ρ given the weight norm lies beyond ±threshold (default 0.2)
+    nothing    the interval of the partial ρ given the weight norm lies inside ±threshold (default 0.2)
+    intervene  when a toggle moves the phenomenon, the signal moves as predicted in ≥ threshold of pairs (0.5)
+
+Units where a statistic is undefined do not count; "not enough runs" names the cause.
 
 Stored as `<runs>/.hypotheses/<id>.json`, id = hash of the content; created with O_EXCL and never rewritten.
 """
@@ -23,7 +25,7 @@ from pathlib import Path
 from phenomon import store
 from phenomon.config import UsageError
 
-EXPECT = {"track": 0.5, "lead": 0.0, "beyond": 0.2, "nothing": 0.2, "intervene": 0.5}
+EXPECT = {"track": 0.3, "lead": 0.0, "beyond": 0.2, "nothing": 0.2, "intervene": 0.5}
 MIN_UNITS = 2  # units (runs, sweeps) where the outcome moved, needed before a verdict
 
 
@@ -120,7 +122,7 @@ def withdraw(root: Path, hid: str) -> None:
 
 
 def check(root: Path, h: Hypothesis) -> tuple[str, str]:
-    """('supported' | 'refuted' | 'not enough runs', the numbers behind it)."""
+    """('supported' | 'refuted' | 'not enough runs', the numbers behind it: estimate, interval, n)."""
     import polars as pl
 
     from phenomon import scorecard
@@ -128,31 +130,48 @@ def check(root: Path, h: Hypothesis) -> tuple[str, str]:
     runs = runs_after(root, h)
     if not runs:
         return "not enough runs", "no runs made after registration"
-    units = scorecard.per_unit(scorecard.series(runs))
-    sig = units.filter(pl.col("signal") == f"signal/{h.signal}")
-    moving = sig.filter(pl.col("outcome_shift") >= pl.col("moves"))
+    pts = scorecard.series(runs)
+    name = f"signal/{h.signal}"
+    if pts.height == 0 or pts.filter(pl.col("signal").str.starts_with(name)).height == 0:
+        return "not enough runs", f"{name} is not logged by the {len(runs)} run(s) made after registration"
+    table = scorecard.aggregate(scorecard.per_unit(pts))
+    rows = table.filter((pl.col("signal") == name) & (pl.col("phenomenon") == h.phenomenon))
+    if rows.height == 0:
+        return "not enough runs", f"{name} has no points with the outcome in these runs"
+    r = rows.row(0, named=True)
+    n = r["n_units"]
     if h.expect == "intervene":
-        iv = scorecard.intervention(units).filter(pl.col("signal") == f"signal/{h.signal}")
-        if iv.height == 0 or iv["n_pairs"].sum() < 1:
-            return "not enough runs", "no baseline/toggle pair whose outcome differs"
-        agree = float(iv["intervention"][0])
-        return ("supported" if agree >= h.threshold else "refuted"), f"agreement {agree:.2f} over {iv['n_pairs'][0]} pair(s)"
-    if moving.height < MIN_UNITS:
-        return "not enough runs", f"{moving.height} unit(s) where the outcome moved; need {MIN_UNITS}"
+        if not r.get("iv_pairs"):
+            return "not enough runs", "no (baseline, toggled) pair of one seed whose effect moved"
+        agree = r["intervention"]
+        return (("supported" if agree >= h.threshold else "refuted"),
+                f"agreement {r['iv_agree']}/{r['iv_pairs']} pairs [{r['intervention_lo']:.2f}, {r['intervention_hi']:.2f}]")
+    if n < MIN_UNITS:
+        why = r.get("why_tracking") or "undefined"
+        return "not enough runs", f"{n} unit(s) with a defined statistic (need {MIN_UNITS}): {why}"
     if h.expect == "track":
-        v = float(moving["rho"].abs().median())
-        return ("supported" if v >= h.threshold else "refuted"), f"median |ρ| {v:.2f} over {moving.height} units"
+        v, q = abs(r["tracking"]), r["q"]
+        ok = bool(r["tracks"]) and v >= h.threshold
+        return ("supported" if ok else "refuted"), f"mean |Δ-ρ| {v:.2f}, q={q:.3f}, n={n}{_interval(r, 'tracking')}"
     if h.expect == "lead":
-        leads = moving["lead"].drop_nulls()
-        v, frac = float(leads.median()), float((leads > h.threshold).mean())
-        ok = v > h.threshold and frac >= 0.5
-        return ("supported" if ok else "refuted"), f"median lead {v:+.2f} of the run, leads in {frac:.0%} of units"
-    v = moving["partial"].drop_nulls().abs().median()
-    if h.expect == "nothing":
-        m = moving["partial_mag"].drop_nulls().median()
-        v = m if v is None else (v if m is None else min(v, m))
+        if r["lead"] is None:
+            return "not enough runs", f"no onset lead: {'not a step axis' if r['axis'] != 'step' else 'a curve never moves'}"
+        if r["lead_lo"] is None:
+            return "not enough runs", f"median lead {r['lead']:+.2f} from {r['lead_n']} unit(s): no interval (need 3)"
+        ok = r["lead_lo"] > h.threshold
+        return ("supported" if ok else "refuted"), f"median lead {r['lead']:+.2f}{_interval(r, 'lead')}, n={r['lead_n']}"
+    v, lo, hi = r["partial_norm"], r["partial_norm_lo"], r["partial_norm_hi"]
     if v is None:
-        return "not enough runs", "partial correlation undefined (is the weight norm logged?)"
-    v = float(v)
-    ok = v >= h.threshold if h.expect == "beyond" else v < h.threshold
-    return ("supported" if ok else "refuted"), f"median |partial ρ| {v:.2f} over {moving.height} units"
+        return "not enough runs", f"partial ρ given the norm undefined: {r.get('why_partial_norm') or 'no units'}"
+    if lo is None:
+        return "not enough runs", f"partial ρ given the norm {v:+.2f} from {r['partial_norm_n']} unit(s): no interval (need 3)"
+    if h.expect == "beyond":
+        ok = lo >= h.threshold or hi <= -h.threshold
+    else:  # nothing: the whole interval inside ±threshold
+        ok = -h.threshold < lo and hi < h.threshold
+    return ("supported" if ok else "refuted"), f"partial ρ given the norm {v:+.2f}{_interval(r, 'partial_norm')}, n={r['partial_norm_n']}"
+
+
+def _interval(r: dict, key: str) -> str:
+    lo, hi = r.get(f"{key}_lo"), r.get(f"{key}_hi")
+    return f" [{lo:+.2f}, {hi:+.2f}]" if lo is not None else " (no interval)"

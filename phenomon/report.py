@@ -6,12 +6,11 @@ from pathlib import Path
 
 import polars as pl
 
-from phenomon import scorecard, store
+from phenomon import catalog, scorecard, store
+from phenomon.store.axis import ConfigField, Step
 from phenomon.config import UsageError
 
-SHOWN_SIGNALS = ("signal/weight_norm", "signal/prime_count", "signal/prime_count/scaled10", "signal/magnitude/mean_abs",
-                 "signal/fourier_sparsity", "signal/effective_rank", "signal/sharpness", "signal/margin",
-                 "signal/softmax_collapse", "signal/grad_norm/snr", "signal/sparsity")
+SHOWN_SIGNALS = tuple(s for s in catalog.MAIN_SIGNALS if s not in catalog.NULLS)
 
 
 def _label(r: store.RunInfo) -> str:
@@ -44,7 +43,7 @@ def write_report(root: Path, group: str | None, out: Path) -> list[Path]:
         raise UsageError(f"cannot create {out}: {e.strerror}") from None
     problems: list[str] = []
     # whole step curves are read only for phenomena plotted over steps; the others use the scorecard's points
-    on_steps = [r for r in runs if scorecard._unit_of(r.phenomenon).x_axis == "step"]
+    on_steps = [r for r in runs if isinstance(scorecard.unit_of(r.phenomenon).x_axis, Step)]
     by_label: dict[tuple[str, str], list[pl.DataFrame]] = {}
     for r in on_steps:
         by_label.setdefault((r.phenomenon, _label(r)), []).append(
@@ -54,8 +53,8 @@ def write_report(root: Path, group: str | None, out: Path) -> list[Path]:
 
     # 1. the phenomenon curves, toggles overlaid, seeds as mean and band
     for ph in sorted({r.phenomenon for r in runs}):
-        axis = scorecard._unit_of(ph).x_axis
-        if axis != "step":  # a sweep or pruning rounds: plot against that axis, from the scorecard's points
+        axis = scorecard.unit_of(ph).x_axis
+        if not isinstance(axis, Step):  # a sweep or pruning rounds: plot against that axis, from the scorecard's points
             pts = scorecard.series([r for r in runs if r.phenomenon == ph], problems)
             written += _axis_figures(ph, axis, pts, out, colors, plt)
             continue
@@ -123,25 +122,23 @@ def write_report(root: Path, group: str | None, out: Path) -> list[Path]:
         m = r.manifest
         md.append(f"| {r.id} | {r.phenomenon} | {_label(r)} | {m.get('seed')} | {r.state} | {m.get('verdict') or ''} |")
     if table.height:
-        t = table.filter(pl.col("phenomenon") == "(all)") if table["phenomenon"].n_unique() > 2 else \
-            table.filter(pl.col("phenomenon") != "(all)")
-        cols = ["tracking", "lead", "partial", "partial_mag", "intervention"]
-        mat = t.select(cols).to_numpy().astype(float)
-        fig, ax = plt.subplots(figsize=(8, 0.4 * t.height + 2))
-        im = ax.imshow(mat, cmap="RdBu", vmin=-1, vmax=1, aspect="auto")
-        ax.set_xticks(range(len(cols)), ["tracking ρ", "lead", "partial ρ\ngiven norm", "min |partial ρ|\ngiven magnitude",
-                                         "intervention"], fontsize=8)
-        ax.set_yticks(range(t.height), [s.removeprefix("signal/") for s in t["signal"]], fontsize=8)
-        for (i, j), v in __import__("numpy").ndenumerate(mat):
-            ax.text(j, i, "" if v != v else f"{v:.2f}", ha="center", va="center", fontsize=7)
-        fig.colorbar(im, ax=ax, fraction=0.04)
-        ax.set_title("scorecard: which explanations are worth anything")
-        fig.tight_layout()
-        p = out / "scorecard.png"
-        fig.savefig(p, dpi=120)
-        plt.close(fig)
-        written.append(p)
-        md += ["", "## Scorecard", "", scorecard_markdown(t)]
+        phenomena = sorted(p for p in table["phenomenon"].unique().to_list() if p != "(all)")
+        md += ["", "## Group verdicts", ""] + _group_verdicts(root, runs, problems)
+        for ph in phenomena:
+            t = table.filter((pl.col("phenomenon") == ph)
+                             & pl.col("signal").map_elements(catalog.shown_by_default, return_dtype=pl.Boolean))
+            if t.height == 0:
+                continue
+            p = _heat_map(t, f"{ph}: scorecard (each column on its own scale)", out / f"{ph}_scorecard.png", plt)
+            written.append(p)
+            md += ["", f"## Scorecard — {ph}", "", scorecard_markdown(t), "",
+                   *[f"- **{r['signal']}**: {r['verdict']}" for r in t.iter_rows(named=True)]]
+        if len(phenomena) > 1:
+            t = table.filter((pl.col("phenomenon") == "(all)")
+                             & pl.col("signal").map_elements(catalog.shown_by_default, return_dtype=pl.Boolean))
+            md += ["", "## Across phenomena (pooled, in addition to the tables above)", "",
+                   "| signal | units | tracks in | verdict |", "|---|---|---|---|"]
+            md += [f"| {r['signal']} | {r['n_units']} | {r['generality']} | {r['verdict']} |" for r in t.iter_rows(named=True)]
     md += ["", "## Figures", ""] + [f"![{p.stem}]({p.name})" for p in written]
     if problems:
         md += ["", "## Problems met while reading", ""] + [f"- {p}" for p in problems]
@@ -150,14 +147,14 @@ def write_report(root: Path, group: str | None, out: Path) -> list[Path]:
     return [*written, p]
 
 
-def _axis_figures(ph: str, axis: str, pts: pl.DataFrame, out: Path, colors, plt) -> list[Path]:
+def _axis_figures(ph: str, axis, pts: pl.DataFrame, out: Path, colors, plt) -> list[Path]:
     """Outcome and signals against a sweep field or the pruning round: mean over seeds, min-max band."""
     if pts.height == 0:
         return []
     label = pl.when(pl.col("toggles") == "").then(pl.lit("baseline")).otherwise(pl.col("toggles")).alias("label")
     pts = pts.with_columns(label)
     labels = sorted(pts["label"].unique().to_list())
-    xlabel = "pruning round" if axis.startswith("metric:") else axis.split(":", 1)[1]
+    xlabel = axis.label if isinstance(axis, ConfigField) else "pruning round"
 
     def band(df: pl.DataFrame, col: str) -> pl.DataFrame:
         return df.group_by("x").agg(pl.col(col).mean().alias("mean"), pl.col(col).min().alias("lo"),
@@ -169,7 +166,7 @@ def _axis_figures(ph: str, axis: str, pts: pl.DataFrame, out: Path, colors, plt)
             if b.height:
                 ax.plot(b["x"], b["mean"], "o-", ms=3, color=colors[i % len(colors)], label=lab)
                 ax.fill_between(b["x"], b["lo"], b["hi"], color=colors[i % len(colors)], alpha=0.2)
-        if axis.startswith("config:"):
+        if isinstance(axis, ConfigField):
             ax.set_xscale("log")
 
     written = []
@@ -177,7 +174,7 @@ def _axis_figures(ph: str, axis: str, pts: pl.DataFrame, out: Path, colors, plt)
     fig, ax = plt.subplots(figsize=(7, 4))
     draw(ax, outcome, "outcome")
     ax.set_xlabel(xlabel)
-    ax.set_ylabel(scorecard._unit_of(ph).outcome)
+    ax.set_ylabel(scorecard.unit_of(ph).outcome)
     ax.legend(fontsize=7)
     fig.suptitle(f"{ph}: toggles overlaid")
     fig.tight_layout()
@@ -205,12 +202,65 @@ def _axis_figures(ph: str, axis: str, pts: pl.DataFrame, out: Path, colors, plt)
     return written
 
 
+HEAT_COLS = (("tracking", "Δ-ρ", (-1, 1), "RdBu"), ("null_margin", "vs null", (-0.5, 0.5), "RdBu"),
+             ("partial_norm", "partial ρ\n| norm", (-1, 1), "RdBu"), ("partial_step", "partial ρ\n| step", (-1, 1), "RdBu"),
+             ("lead", "onset lead\n(fraction)", (-0.3, 0.3), "PuOr"), ("r2_25", "LOO R²\n@25%", (0, 1), "Greens"),
+             ("intervention", "intervention\nagreement", (0, 1), "Greens"))
+
+
+def _heat_map(t: pl.DataFrame, title: str, path: Path, plt) -> Path:
+    """One colour scale per column (a correlation is −1…1, an R² 0…1, a lead a fraction of the run); n/a in grey."""
+    import numpy as np
+    from matplotlib import colormaps
+    from matplotlib.colors import Normalize
+
+    cols = [c for c in HEAT_COLS if c[0] in t.columns]
+    rgba = np.zeros((t.height, len(cols), 4))
+    fig, ax = plt.subplots(figsize=(1.3 * len(cols) + 3, 0.38 * t.height + 1.8))
+    for j, (col, _, (lo, hi), cmap) in enumerate(cols):
+        vals = t[col].cast(pl.Float64).to_numpy()
+        rgba[:, j] = colormaps[cmap](Normalize(lo, hi, clip=True)(np.nan_to_num(vals)))
+        for i, v in enumerate(vals):
+            if v != v:
+                rgba[i, j] = (0.85, 0.85, 0.85, 1.0)
+            ax.text(j, i, "n/a" if v != v else f"{v:+.2f}", ha="center", va="center", fontsize=7)
+    ax.imshow(rgba, aspect="auto")
+    ax.set_xticks(range(len(cols)), [f"{c[1]}\n[{c[2][0]}…{c[2][1]}]" for c in cols], fontsize=7)
+    ax.set_yticks(range(t.height), [f"{s} (n={n})" for s, n in zip(t["signal"], t["n_units"])], fontsize=7)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _group_verdicts(root: Path, runs: list, problems: list[str]) -> list[str]:
+    from phenomon import registry
+    from phenomon.config import UsageError
+    from phenomon.experiment import group_verdict
+
+    lines = []
+    for ph_name, group in sorted({(r.phenomenon, r.group) for r in runs}):
+        try:
+            ph = registry.get(ph_name)
+        except UsageError:
+            continue
+        v = group_verdict(ph, root, group, problems)
+        if v is not None:
+            lines.append(f"- **{group}** ({ph_name}): {v.line}")
+    return lines or ["- (no phenomenon here has a group criterion)"]
+
+
 def scorecard_markdown(t: pl.DataFrame) -> str:
-    f = lambda v, fmt="{:+.2f}": "–" if v is None or v != v else fmt.format(v)  # noqa: E731
-    lines = ["| signal | phenomenon | tracking ρ | lead | partial ρ given norm | min \\|partial\\| given magnitude | "
-             "generality | intervention | nulls | verdict |", "|---|---|---|---|---|---|---|---|---|---|"]
+    from phenomon.scorecard.render import _ci
+
+    lines = ["| signal | n | Δ-ρ [95%] | q | vs null | partial ρ given norm | partial ρ given step | onset lead | "
+             "LOO R² @25% (norm) | intervention | invariant | explains |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    f = lambda v, fmt="{:.2f}": "–" if v is None or v != v else fmt.format(v)  # noqa: E731
+    yn = lambda v: "–" if v is None else "yes" if v else "no"  # noqa: E731
     for r in t.iter_rows(named=True):
-        lines.append(f"| {r['signal'].removeprefix('signal/')} | {r['phenomenon']} | {f(r['tracking'])} | "
-                     f"{f(r['lead'])} | {f(r['partial'])} | {f(r['partial_mag'], '{:.2f}')} | {r['generality']} | {f(r['intervention'], '{:.2f}')} | "
-                     f"{r['nulls']} | {r['verdict']} |")
+        iv = f"{r['iv_agree']}/{r['iv_pairs']}" if r.get("iv_pairs") else "–"
+        lines.append(f"| {r['signal']} | {r['n_units']} | {_ci(r, 'tracking')} | {f(r['q'], '{:.3f}')} | "
+                     f"{_ci(r, 'null_margin')} | {_ci(r, 'partial_norm')} | {_ci(r, 'partial_step')} | {_ci(r, 'lead')} | "
+                     f"{f(r.get('r2_25'))} ({f(r.get('r2_25_norm'))}) | {iv} | {yn(r.get('invariant'))} | {yn(r.get('explains'))} |")
     return "\n".join(lines)

@@ -16,52 +16,77 @@ from .test_scorecard import _write
 @pytest.fixture
 def planted(runs):
     runs.mkdir(parents=True)
-    for seed in (0, 1):
-        _write(runs, f"base{seed}", [], seed, jump_at=600)
-        _write(runs, f"nowd{seed}", ["weight_decay"], seed, jump_at=600, wd_on=False)
+    for seed in range(3):
+        _write(runs, f"base{seed}", [], seed)
+        _write(runs, f"nowd{seed}", ["weight_decay"], seed, grok=False)
     return runs
 
 
-def test_score_prints_the_table(planted, capsys):
+def _lines(out: str) -> dict[str, str]:
+    return {line.split(" · ")[0]: line for line in out.splitlines() if " · grokking: " in line}
+
+
+def test_score_prints_the_table_and_the_verdicts(planted, capsys):
     assert main(["score", "--runs", str(planted), "--all"]) == 0
     out = capsys.readouterr().out
-    lines = {line.split()[0]: line for line in out.splitlines()[1:] if line and not line.startswith("tracking")}
-    assert "tracks, adds nothing beyond the norm" in lines["proxy"]
-    assert "does not track" in lines["noise"]
-    assert "the broad baseline" in lines["weight_norm"]
+    header = out.splitlines()[0].split()
+    assert header[:5] == ["SIGNAL", "PHENOMENON", "N", "Δ-ρ", "Q"]
+    v = _lines(out)
+    assert "explains: tracks beyond the nulls and the norm" in v["signal/cause"]
+    assert "adds nothing beyond the norm" in v["signal/proxy"]
+    assert "no better than the nulls" in v["signal/timer"]
+    assert v["signal/noise"].split(": ", 1)[1].startswith("does not track")
+    assert "a null signal" in v["null/random_walk"]
     assert main(["score", "--runs", str(planted), "--phenomenon", "nope"]) == 2
     assert "unknown phenomenon" in capsys.readouterr().err
 
 
-def test_report_writes_figures_and_markdown(planted, tmp_path, capsys):
+def test_score_json_has_booleans_and_intervals(planted, capsys):
+    assert main(["score", "--runs", str(planted), "--all", "--json"]) == 0
+    rows = {r["signal"]: r for r in json.loads(capsys.readouterr().out)}
+    c = rows["signal/cause"]
+    for key in ("signal", "phenomenon", "n_units", "tracks", "beats_null", "invariant", "explains", "verdict",
+                "tracking", "tracking_lo", "tracking_hi", "partial_norm_lo", "lead_lo", "q"):
+        assert key in c
+    assert c["explains"] is True and c["n_units"] == 3 and c["tracking_lo"] < c["tracking"] < c["tracking_hi"]
+    assert rows["signal/timer"]["explains"] is False
+    assert rows["null/step"]["explains"] is None and rows["null/step"]["is_null_signal"] is True
+    assert c["invariant"] is None, "no invariance.json in planted runs: undefined, not a guess"
+
+
+def test_report_writes_per_phenomenon_figures_and_markdown(planted, tmp_path, capsys):
     out = tmp_path / "report"
     assert main(["report", "--out", str(out), "--runs", str(planted)]) == 0
     names = {p.name for p in out.iterdir()}
-    assert {"grokking_curves.png", "scorecard.png", "report.md"} <= names
+    assert {"grokking_curves.png", "grokking_scorecard.png", "report.md"} <= names
     md = (out / "report.md").read_text()
-    assert "| proxy | grokking |" in md and "tracks, adds nothing beyond the norm" in md
-    assert (out / "grokking_curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert "## Scorecard — grokking" in md and "| signal/proxy | 3 |" in md
+    assert "adds nothing beyond the norm" in md and "## Group verdicts" in md
+    assert (out / "grokking_scorecard.png").read_bytes()[:4] == b"\x89PNG"
     assert main(["report", "nogroup", "--out", str(out), "--runs", str(planted)]) == 2
     assert "no runs in group 'nogroup'" in capsys.readouterr().err
 
 
 def test_hypotheses_are_preregistered_checked_and_immutable(runs, capsys):
     runs.mkdir(parents=True)
-    _write(runs, "before", [], 9, jump_at=600)  # made before the hypothesis: must not count
-    assert main(["hypothesis", "add", "the proxy adds nothing beyond the norm", "--signal", "prime_count",
+    _write(runs, "before", [], 9)  # made before the hypotheses: must not count
+    assert main(["hypothesis", "add", "the weight norm's changes track test accuracy's", "--signal", "weight_norm",
+                 "--phenomenon", "grokking", "--expect", "track", "--runs", str(runs)]) == 0
+    assert main(["hypothesis", "add", "the prime count adds nothing beyond the norm", "--signal", "prime_count",
                  "--phenomenon", "grokking", "--expect", "nothing", "--runs", str(runs)]) == 0
-    assert main(["hypothesis", "add", "weight norm leads test accuracy", "--signal", "weight_norm",
-                 "--phenomenon", "grokking", "--expect", "lead", "--runs", str(runs)]) == 0
     capsys.readouterr()
     assert main(["hypothesis", "check", "--runs", str(runs)]) == 0
     out = capsys.readouterr().out
     assert out.count("NOT ENOUGH RUNS") == 2, "runs made before registration do not count"
     time.sleep(0.01)
-    for seed in (0, 1):
-        _write(runs, f"after{seed}", [], seed, jump_at=600)
+    for seed in range(3):
+        _write(runs, f"after{seed}", [], seed)
     assert main(["hypothesis", "check", "--runs", str(runs)]) == 0
     out = capsys.readouterr().out
-    assert "SUPPORTED" in out or "REFUTED" in out
+    norm = next(line for line in out.splitlines() if "weight norm's changes" in line)
+    assert "SUPPORTED" in norm and "n=3" in norm, "the planted norm moves with the outcome"
+    primes = next(line for line in out.splitlines() if "prime count" in line)
+    assert "NOT ENOUGH RUNS" in primes and "signal/prime_count is not logged" in out, "the real cause is named"
     [hid] = [h.id for h in H.load(runs) if h.signal == "weight_norm"]
     assert main(["hypothesis", "withdraw", hid, "--runs", str(runs)]) == 2
     assert "immutable" in capsys.readouterr().err

@@ -15,7 +15,8 @@ from phenomon import catalog, scorecard, store
 STEPS = np.arange(0, 2560, 10)
 
 
-def _write(runs, rid, toggles, seed, *, lag=20, group="grokking-g", grok=True):
+def _write(runs, rid, toggles, seed, *, lag=20, group="grokking-g", grok=True, names=None, close=True):
+    """`names` renames the planted series (e.g. {"signal/cause": "signal/fourier_sparsity"}); None drops one."""
     rng = np.random.default_rng(seed)
     n = len(STEPS)
     # the cause: a noisy ramp; the outcome follows its increments `lag` points later, plus its own noise
@@ -36,11 +37,19 @@ def _write(runs, rid, toggles, seed, *, lag=20, group="grokking-g", grok=True):
         catalog.NULL_STEP: STEPS.astype(float),
         catalog.NULL_WALK: np.cumsum(np.random.default_rng(1000 + seed).standard_normal(n)),
     }
-    w = store.RunWriter(runs / rid, store.new_manifest(rid, "grokking", toggles=toggles, seed=seed, group=group),
+    rows["signal/noise2"] = rng.standard_normal(n)
+    rows = {(names or {}).get(k, k): v for k, v in rows.items()}
+    rows.pop(None, None)
+    if names is None:
+        rows.pop("signal/noise2")
+    w = store.RunWriter(runs / rid, store.new_manifest(rid, "grokking", toggles=list(toggles), seed=seed, group=group),
                         background=False)
     for i, s in enumerate(STEPS):
         w.log({k: float(v[i]) for k, v in rows.items()}, step=int(s))
-    w.close("finished")
+    w.flush()
+    if close:
+        w.close("finished")
+    return w
 
 
 @pytest.fixture(scope="module")

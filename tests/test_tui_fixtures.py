@@ -48,26 +48,17 @@ def make_run(root: Path, *, toggles=(), seed: int = 0, status: str = "finished",
     return w.dir
 
 
-def make_scored_run(root: Path, rid: str, *, toggles=(), seed: int = 0, jump_at: int = 600, wd_on: bool = True,
+SCORED_NAMES = {"signal/cause": "signal/fourier_sparsity", "signal/proxy": "signal/prime_count",
+                "signal/noise": "signal/sharpness", "signal/noise2": "signal/effective_rank/embed",
+                "signal/timer": None}
+
+
+def make_scored_run(root: Path, rid: str, *, toggles=(), seed: int = 0, wd_on: bool = True,
                     close: bool = True) -> store.RunWriter:
-    """A grokking run with planted signals: fourier_sparsity leads test accuracy by 300 steps, prime_count is a
-    monotone function of the norm (adds nothing beyond it), sharpness and effective_rank/embed are noise."""
-    rng = np.random.default_rng(seed)
-    steps = np.arange(0, 1510, 10)
-    sig = lambda c, w: 1 / (1 + np.exp(-(steps - c) / w))  # noqa: E731
-    test = sig(jump_at, 40) if wd_on else 0.01 * rng.random(len(steps))
-    # the norm falls with the jump but wanders (not monotone in steps): the leader adds something beyond it
-    wander = 10 * np.sin(steps / 80) + 2 * rng.standard_normal(len(steps))
-    norm = (100 - 30 * sig(jump_at, 60) if wd_on else 100 + 0.02 * steps) + wander
-    cols = {"test/acc": test, "signal/weight_norm": norm,
-            "signal/fourier_sparsity": sig(jump_at - 300, 30) + 0.05 * rng.standard_normal(len(steps)),
-            "signal/prime_count": (norm / 10) ** 3, "signal/sharpness": rng.standard_normal(len(steps)),
-            "signal/effective_rank/embed": rng.standard_normal(len(steps))}
-    w = store.RunWriter(root / rid, store.new_manifest(rid, "grokking", toggles=list(toggles), seed=seed,
-                                                       group="grokking-g"), background=False)
-    for i, s in enumerate(steps):
-        w.log({k: float(v[i]) for k, v in cols.items()}, step=int(s))
-    w.flush()
-    if close:
-        w.close("finished")
-    return w
+    """A grokking run with planted signals (tests/test_scorecard.py): fourier_sparsity's changes drive test
+    accuracy's 20 points later, prime_count is a copy of the norm (adds nothing beyond it), sharpness and
+    effective_rank/embed are noise; both nulls are logged."""
+    from tests.test_scorecard import _write
+
+    root.mkdir(parents=True, exist_ok=True)
+    return _write(root, rid, list(toggles), seed, grok=wd_on, names=SCORED_NAMES, close=close)

@@ -22,15 +22,17 @@ def scored(runs, monkeypatch):
     hypotheses.add(runs, "fourier sparsity leads test accuracy", "fourier_sparsity", "grokking", "lead", None)
     hypotheses.add(runs, "the prime count adds to the norm", "prime_count", "grokking", "beyond", None)
     hypotheses.add(runs, "sharpness tracks ticket accuracy", "sharpness", "lottery_ticket", "track", None)
-    make_scored_run(runs, "base0")
-    make_scored_run(runs, "base1", seed=1, jump_at=650)
+    for seed in range(3):
+        make_scored_run(runs, f"base{seed}", seed=seed)
     make_scored_run(runs, "nowd0", toggles=["weight_decay"], wd_on=False)
     return runs
 
 
 def verdicts(screen) -> dict[str, str]:
     t = screen.query_one("#score-table", DataTable)
-    return {str(t.get_cell_at((i, 0))): str(t.get_cell_at((i, 8))) for i in range(t.row_count)}
+    col = len(screen_mod.COLUMNS) - 1
+    return {str(t.get_cell_at((i, 0))): str(t.get_cell_at((i, col))).split(";")[0].split(" (")[0]
+            for i in range(t.row_count)}
 
 
 async def open_scorecard(pilot) -> ScorecardScreen:
@@ -47,15 +49,24 @@ async def test_table_shows_verdicts_and_hypotheses(scored):
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_scorecard(pilot)
         assert verdicts(screen) == {
-            "fourier_sparsity": "tracks, adds to the norm, leads",
-            "prime_count": "tracks, adds nothing beyond the norm",
+            "fourier_sparsity": "explains",
+            "prime_count": "adds nothing beyond the norm",
             "weight_norm": "the broad baseline",
             "sharpness": "does not track",
-        }, "main signals only; one phenomenon: no duplicate (all) rows"
+            "null/step": "null signal",
+            "null/random_walk": "null signal",
+        }, "main signals and the nulls; one phenomenon: no duplicate (all) rows"
         t = screen.query_one("#score-table", DataTable)
         row = t.get_row_index("signal/prime_count|grokking")
-        assert t.get_cell_at((row, 8)).style == screen_mod.VERDICT_STYLE["tracks, adds nothing beyond the norm"]
-        assert str(t.get_cell_at((row, 4))) == "+0.00"  # partial given the norm
+        assert t.get_cell_at((row, len(screen_mod.COLUMNS) - 1)).style == "yellow", "the paper's flag"
+        partial = str(t.get_cell_at((row, screen_mod.COLUMNS.index("partial|norm"))))
+        lo, hi = (float(v) for v in partial.split("[")[1].rstrip("]").split(","))
+        assert lo < 0 < hi, "partial given the norm: an interval spanning zero"
+        assert str(t.get_cell_at((row, 2))) == "3", "n units"
+        t.move_cursor(row=row)
+        await pilot.pause()
+        detail = str(screen.query_one("#score-detail", Static).render())
+        assert "adds nothing beyond the norm (partial" in detail and "(n=3)" in detail, "the full verdict, with n"
         await pilot.press("a")  # every variant
         assert verdicts(screen)["effective_rank/embed"] == "does not track"
         hyp = screen.query_one("#hyp-table", DataTable)
@@ -66,7 +77,7 @@ async def test_table_shows_verdicts_and_hypotheses(scored):
         title = str(screen.query_one("#hyp-title", Static).render())
         assert "1 supported" in title and "1 refuted" in title and "1 not enough runs" in title
         svg = app.export_screenshot().replace("&#160;", " ")
-        for text in ("track ρ", "partial|norm", "adds nothing beyond the norm", "refuted", "Scorecard"):
+        for text in ("Δ-ρ [95%]", "partial|norm", "adds nothing beyond the norm", "refuted", "Scorecard"):
             assert text in svg, text
         await pilot.press("escape")
         assert isinstance(app.screen, RunsScreen)
@@ -76,9 +87,9 @@ async def test_phenomenon_filter(scored):
     app = app_for(scored, launch_fn=FakeLauncher())
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_scorecard(pilot)
-        assert screen.query_one("#score-table", DataTable).row_count == 4
+        assert screen.query_one("#score-table", DataTable).row_count == 6
         await pilot.press("p")  # one phenomenon: its rows are the overall rows, so "(all)" is not offered
-        assert screen.phenomenon_filter == "grokking" and screen.query_one("#score-table", DataTable).row_count == 4
+        assert screen.phenomenon_filter == "grokking" and screen.query_one("#score-table", DataTable).row_count == 6
         await pilot.press("p")
         assert screen.phenomenon_filter == "all"
         assert screen_mod.visible(screen.card.table, "(all)", True).height == 0
@@ -89,13 +100,13 @@ async def test_recomputes_when_runs_finish_not_on_every_poll(scored):
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_scorecard(pilot)
         first = screen.card
-        w = make_scored_run(scored, "base2", seed=2, jump_at=700, close=False)  # rows arrive, still running
-        await until(pilot, lambda: "base2" in (app.snapshot.rows if app.snapshot else {}))
+        w = make_scored_run(scored, "base3", seed=3, close=False)  # rows arrive, still running
+        await until(pilot, lambda: "base3" in (app.snapshot.rows if app.snapshot else {}))
         await pilot.pause()
         assert screen.card is first and not screen.computing, "a poll with new rows does not recompute"
         w.close("finished")
         await until(pilot, lambda: screen.card is not first and not screen.computing)
-        assert screen.card.table["units"].max() == 4, "the finished run is scored"
+        assert screen.card.table["units"].max() == 5, "the finished run is scored"
         second = screen.card
         await pilot.press("r")  # on demand
         await until(pilot, lambda: screen.card is not second and not screen.computing)

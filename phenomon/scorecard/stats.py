@@ -5,6 +5,8 @@ Every function returns None (never a number) when its quantity is undefined, and
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 B_BOOT = 2000  # bootstrap resamples over units
@@ -14,18 +16,15 @@ SEED = 20250713  # resampling is seeded: the same runs give the same table
 
 
 def rank(a: np.ndarray) -> np.ndarray:
-    """Average ranks (ties share their mean rank), as Spearman needs."""
-    order = np.argsort(a, kind="mergesort")
-    r = np.empty(len(a), dtype=float)
-    r[order] = np.arange(1, len(a) + 1)
-    vals = a[order]
-    # average over runs of ties
-    starts = np.r_[0, np.flatnonzero(np.diff(vals)) + 1]
-    ends = np.r_[starts[1:], len(a)]
-    for s, e in zip(starts, ends):
-        if e - s > 1:
-            r[order[s:e]] = (s + e + 1) / 2
-    return r
+    """Average ranks (ties share their mean rank), as Spearman needs; vectorised (scipy's rankdata method)."""
+    sorter = np.argsort(a, kind="mergesort")
+    inv = np.empty(len(a), dtype=np.intp)
+    inv[sorter] = np.arange(len(a))
+    v = a[sorter]
+    first = np.concatenate(([True], v[1:] != v[:-1]))
+    dense = np.cumsum(first)[inv]
+    bounds = np.concatenate((np.flatnonzero(first), [len(a)]))
+    return 0.5 * (bounds[dense] + bounds[dense - 1] + 1)
 
 
 def standardise(a: np.ndarray) -> np.ndarray | None:
@@ -39,7 +38,24 @@ MAX_LAG = 0.10  # association is the strongest within ±10% of the unit's length
 MIN_LAGGED = 30  # shorter units (sweeps, rounds) are judged at lag 0
 
 
-def association(sig: np.ndarray, out: np.ndarray, seed: int = SEED) -> tuple[float | None, int | None, np.ndarray | None]:
+@functools.lru_cache(maxsize=64)
+def _phases(m: int) -> np.ndarray:
+    k = m // 2 + 1
+    phase = np.exp(2j * np.pi * np.random.default_rng(SEED + m).random((N_SHIFTS, k)))
+    phase[:, 0] = 1.0
+    if m % 2 == 0:
+        phase[:, -1] = 1.0
+    phase.setflags(write=False)
+    return phase
+
+
+def zrank(a: np.ndarray) -> np.ndarray | None:
+    """Standardised ranks (None when constant or empty): Spearman's ρ of two series is the mean product of these."""
+    return standardise(rank(a)) if len(a) else None
+
+
+def association(sig: np.ndarray, out: np.ndarray, seed: int = SEED, *, zs: np.ndarray | None = None,
+                zo: np.ndarray | None = None) -> tuple[float | None, int | None, np.ndarray | None]:
     """Spearman ρ of two equally long series of increments at their best lag within ±MAX_LAG of the length, the
     lag (> 0: the signal's changes come first), and its null: the same statistic for N_SHIFTS phase-randomised
     surrogates of the signal (same power spectrum, so the same autocorrelation; Theiler et al. 1992). Each
@@ -48,7 +64,8 @@ def association(sig: np.ndarray, out: np.ndarray, seed: int = SEED) -> tuple[flo
     m = len(sig)
     if m < 4:
         return None, None, None
-    a, b = standardise(rank(sig)), standardise(rank(out))
+    a = zs if zs is not None else standardise(rank(sig))
+    b = zo if zo is not None else standardise(rank(out))
     if a is None or b is None:
         return None, None, None
     L = int(round(MAX_LAG * m)) if m >= MIN_LAGGED else 0
@@ -58,11 +75,9 @@ def association(sig: np.ndarray, out: np.ndarray, seed: int = SEED) -> tuple[flo
     c = np.fft.irfft(np.conj(A) * B, n=m) / m
     best = win[np.abs(c[win]).argmax()]
     lag = int(best if best <= m // 2 else best - m)
-    rng = np.random.default_rng(seed)
-    phase = np.exp(2j * np.pi * rng.random((N_SHIFTS, len(A))))
-    phase[:, 0] = 1.0
-    if m % 2 == 0:
-        phase[:, -1] = 1.0
+    # one bank of random phases per length, its rows dealt in a different order to every unit (the k-th draws of
+    # two units, averaged into a pooled null, must be independent)
+    phase = _phases(m)[np.random.default_rng(seed).permutation(N_SHIFTS)]
     cs = np.fft.irfft(np.conj(A * phase) * B, n=m, axis=1)[:, win] / m
     null = cs[np.arange(N_SHIFTS), np.abs(cs).argmax(axis=1)]
     return float(c[best]), lag, null
@@ -102,6 +117,29 @@ def boot_ci(x: np.ndarray, stat=np.mean, level: float = 0.95, seed: int = SEED) 
     s = stat(draws, axis=1)
     a = (1 - level) / 2
     return float(np.quantile(s, a)), float(np.quantile(s, 1 - a))
+
+
+_T975 = ((1, 12.706), (2, 4.303), (3, 3.182), (4, 2.776), (5, 2.571), (6, 2.447), (7, 2.365), (8, 2.306),
+         (9, 2.262), (10, 2.228), (12, 2.179), (15, 2.131), (20, 2.086), (30, 2.042), (60, 2.000), (120, 1.980))
+
+
+def t975(df: int) -> float:
+    """Student's t 97.5% quantile (interpolated from a table; 1.96 beyond 120 degrees of freedom)."""
+    if df >= 120:
+        return 1.96 if df > 1000 else 1.980
+    xs, ys = zip(*_T975)
+    return float(np.interp(df, xs, ys))
+
+
+def mean_ci(x: np.ndarray) -> tuple[float | None, float | None]:
+    """Student-t 95% interval of a mean over units (with 3–10 units a percentile bootstrap is far too narrow)."""
+    x = np.asarray(x, dtype=float)
+    x = x[np.isfinite(x)]
+    n = len(x)
+    if n < MIN_UNITS_CI:
+        return None, None
+    h = t975(n - 1) * x.std(ddof=1) / np.sqrt(n)
+    return float(x.mean() - h), float(x.mean() + h)
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float | None, float | None]:

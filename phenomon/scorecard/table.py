@@ -15,6 +15,7 @@ from phenomon.scorecard import stats as S
 from phenomon.scorecard.units import EARLY, MAG_COLS
 
 ALPHA = 0.05  # false-discovery rate across the whole table
+MIN_PARTIAL = 0.1  # "beyond the norm" needs the partial ρ's interval beyond ±this, not merely clear of zero
 STAT_COLS = ["tracking", "null_margin", "partial_norm", "partial_mean_abs", "partial_n_ge", "partial_step", "lead",
              "lead10"]
 NAMES = {"partial_norm": "the weight norm", "partial_mean_abs": "mean |w|", "partial_n_ge": "#|w|≥1.5",
@@ -26,8 +27,12 @@ def _vals(rows: list[dict], key: str) -> np.ndarray:
 
 
 def _estimate(rows: list[dict], key: str, stat=np.mean) -> dict:
+    """Mean with a t interval, or median with a bootstrap interval, over the units where it is defined."""
     v = _vals(rows, key)
-    lo, hi = S.boot_ci(v, stat)
+    lo, hi = S.mean_ci(v) if stat is np.mean else S.boot_ci(v, stat)
+    if lo is not None and key != "lead" and key != "lead10":  # correlations and their differences live in [-1, 1]
+        bound = 2.0 if key == "null_margin" else 1.0
+        lo, hi = max(lo, -bound), min(hi, bound)
     return {key: float(stat(v)) if len(v) else None, f"{key}_lo": lo, f"{key}_hi": hi, f"{key}_n": int(len(v))}
 
 
@@ -177,12 +182,14 @@ def aggregate(units: pl.DataFrame, invariance: dict[str, dict] | None = None) ->
         nm_lo, nm_hi = r["null_margin_lo"], r["null_margin_hi"]
         r["beats_null"] = None if (r["signal"] in catalog.NULLS or nm_lo is None) else bool(nm_lo > 0)
         plo, phi = r["partial_norm_lo"], r["partial_norm_hi"]
-        beyond_norm = None if (r["signal"] == catalog.BASELINE or plo is None) else bool(plo > 0 or phi < 0)
+        beyond_norm = None if (r["signal"] == catalog.BASELINE or plo is None) else bool(
+            plo > MIN_PARTIAL or phi < -MIN_PARTIAL)
         r["beyond_norm"] = beyond_norm
         parts = [r["tracks"], r["beats_null"], beyond_norm]
         r["explains"] = None if r["signal"] in catalog.NULLS else (
             False if any(p is False for p in parts) else True if all(p is True for p in parts) else None)
         r["verdict"] = verdict(r)
+        r["short"] = short_verdict(r)
     table = pl.DataFrame(out, infer_schema_length=None)
     # a column that is undefined in every row still has its type (null, not a number)
     bools = {"tracks", "beats_null", "beyond_norm", "explains", "invariant"}
@@ -236,3 +243,22 @@ def verdict(r: dict) -> str:
     if not r["beyond_norm"]:
         return f"tracks beyond the nulls, adds nothing beyond the norm (partial {_ci(r, 'partial_norm')})"
     return f"explains: tracks beyond the nulls and the norm (partial {_ci(r, 'partial_norm')}); {head}"
+
+
+def short_verdict(r: dict) -> str:
+    """The verdict in a few words, for a narrow column; `verdict` has the numbers."""
+    if r["n_units"] == 0:
+        return "no information"
+    if r["signal"] in catalog.NULLS:
+        return "null signal"
+    if not r["tracks"]:
+        return "does not track"
+    if r["beats_null"] is None:
+        return "tracks; vs nulls n/a"
+    if not r["beats_null"]:
+        return "no better than the nulls"
+    if r["signal"] == catalog.BASELINE:
+        return "the broad baseline"
+    if r["beyond_norm"] is None:
+        return "beats nulls; vs norm n/a"
+    return "explains" if r["beyond_norm"] else "adds nothing beyond the norm"

@@ -43,10 +43,14 @@ def _why(a: np.ndarray) -> str:
 def _corr(a: np.ndarray, b: np.ndarray) -> float | None:
     if len(a) < 4:
         return None
-    x, y = S.standardise(S.rank(a)), S.standardise(S.rank(b))
-    if x is None or y is None:
+    return _cz(S.zrank(a), S.zrank(b))
+
+
+def _cz(za: np.ndarray | None, zb: np.ndarray | None) -> float | None:
+    """Spearman ρ from standardised ranks."""
+    if za is None or zb is None or len(za) < 4:
         return None
-    return float(x @ y / len(a))
+    return float(za @ zb / len(za))
 
 
 def _aligned(dv: np.ndarray, do: np.ndarray, dz: np.ndarray, lag: int):
@@ -77,49 +81,66 @@ def per_unit(pts: pl.DataFrame) -> pl.DataFrame:
         summary = _summary(axis, x, o)
         on_out = {f: S.onset(x, o, f) for f in (0.05, 0.10)} if axis == "step" else {}
         span = (x[-1] - x[0]) if len(x) > 1 else 0.0
+        cache: dict[str, np.ndarray | None] = {}  # standardised ranks of the unit's full-length series
         for sig, v in cols.items():
             ok = np.isfinite(v)
             xs, vs, os_ = x[ok], v[ok], o[ok]
+            full = bool(ok.all())
+
+            def z(key: str | None, arr: np.ndarray) -> np.ndarray | None:
+                if not (full and key):
+                    return S.zrank(arr)
+                if key not in cache:
+                    cache[key] = S.zrank(arr)
+                return cache[key]
+
             r: dict = {"phenomenon": meta["phenomenon"], "group": meta["group"], "toggles": meta["toggles"],
                        "seed": meta["seed"], "unit": unit, "runs": runs, "axis": axis, "signal": sig,
                        "n": int(ok.sum()), "moving": moving, "summary": summary,
                        "n_null": int(nnull.get((unit, sig), 0)), "moves": meta["moves"],
                        "mean_value": float(vs.mean()) if len(vs) else None,
                        "final_outcome": float(os_[-1]) if len(os_) else None}
-            r["rho_level"] = _corr(vs, os_)
+            zv = S.zrank(vs)
+            r["rho_level"] = _cz(zv, z("o", os_))
             dv, do = np.diff(vs), np.diff(os_)
             if sig == catalog.NULL_STEP:
                 # time itself: any smooth monotone transform of the step has increments ranked like the step index
                 # (convex) or its reverse (concave); Spearman only sees ranks, so one ramp stands for all of them
                 dv = np.arange(len(dv), dtype=float)
-            rho, lag, null = S.association(dv, do, seed=zlib.crc32(f"{unit}|{sig}".encode()))
+            zdv, zdo = S.zrank(dv), z("do", do)
+            rho, lag, null = S.association(dv, do, seed=zlib.crc32(f"{unit}|{sig}".encode()), zs=zdv, zo=zdo)
             r["rho"], r["lag"], r["rho_null"] = rho, lag, (null.tolist() if null is not None else None)
             r["why_rho"] = None if rho is not None else _why(dv) if len(dv) < 4 or S.standardise(dv) is None \
                 else "outcome constant"
             # beyond each magnitude statistic: partial ρ on increments
             for name, col in MAG_COLS.items():
-                z = cols.get(name)
-                if z is None:
+                conf = cols.get(name)
+                if conf is None:
                     r[f"partial_{col}"], r[f"why_{col}"] = None, "not logged"
                     continue
                 if name == sig:
                     r[f"partial_{col}"], r[f"why_{col}"] = None, "itself"
                     continue
-                okz = np.isfinite(z[ok])
-                dz = np.diff(z[ok][okz]) if okz.all() else None
+                okz = np.isfinite(conf[ok])
+                dz = np.diff(conf[ok]) if okz.all() else None
                 if dz is None:
                     r[f"partial_{col}"], r[f"why_{col}"] = None, "not logged at every point"
                     continue
                 # at the signal's own lag, the confound aligned with the signal
-                x_, y_, z_ = _aligned(dv, do, dz, lag or 0)
-                p, why = S.partial(_corr(x_, y_), _corr(x_, z_), _corr(y_, z_))
+                if not lag:
+                    zz = z(f"d{name}", dz)
+                    p, why = S.partial(_cz(zdv, zdo), _cz(zdv, zz), _cz(zdo, zz))
+                else:
+                    x_, y_, z_ = _aligned(dv, do, dz, lag)
+                    p, why = S.partial(_corr(x_, y_), _corr(x_, z_), _corr(y_, z_))
                 r[f"partial_{col}"] = p
                 r[f"why_{col}"] = None if p is not None else (
                     f"the signal's changes are a monotone function of {name}'s" if why == "signal" else
                     f"the outcome's changes are a monotone function of {name}'s" if why == "outcome" else
                     "undefined (constant or too few points)")
             # beyond time: partial ρ on levels given the step (detrended by rank)
-            p, why = S.partial(r["rho_level"], _corr(vs, xs), _corr(os_, xs))
+            zx = z("x", xs)
+            p, why = S.partial(r["rho_level"], _cz(zv, zx), _cz(z("o", os_), zx))
             r["partial_step"] = p
             r["why_step"] = None if p is not None else (
                 "the signal is a monotone function of step" if why == "signal" else

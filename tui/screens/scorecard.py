@@ -18,25 +18,30 @@ from textual.widgets import DataTable, Footer, Static
 from textual.worker import get_current_worker
 
 from phenomon import hypotheses, scorecard
-from phenomon.cli import MAIN_SIGNALS
+from phenomon.catalog import MAIN_SIGNALS
 from phenomon.tui.messages import Snapshot
 
 SCORED = ("finished", "killed", "dead")  # a run entering one of these states changes the scorecard: recompute
-COLUMNS = ("signal", "phenomenon", "track ρ", "lead", "partial|norm", "general", "interv", "nulls", "verdict")
-VERDICT_STYLE = {
-    "the broad baseline": "bold",
-    "tracks, adds to the norm, leads": "bold green",
-    "tracks, adds to the norm, lags": "green",
-    "tracks, adds nothing beyond the norm": "yellow",  # the flag the paper cares about
-    "does not track": "dim",
-    "no information (constant or too few points)": "dim italic",
-}
+COLUMNS = ("signal", "phenomenon", "n", "Δ-ρ [95%]", "q", "vs null", "partial|norm", "lead", "R²@25%", "interv",
+           "invar", "verdict")
 STATUS_STYLE = {"supported": "bold green", "refuted": "bold red", "not enough runs": "yellow", "error": "red"}
 EMPTY = "no scored runs yet: runs need test metrics and signals"
-LEGEND = (f"track ρ: median Spearman ρ with the outcome where it moved (|ρ| ≥ {scorecard.TRACKS}: tracks) · lead: "
-          f"outcome change point minus the signal's, fraction of the run (> 0: moves first) · partial|norm: ρ given "
-          f"the weight norm (|·| < {scorecard.ADDS_NOTHING}: adds nothing) · general: conditions where it tracks · "
-          f"interv: toggles that changed outcome and signal as predicted · nulls: non-finite values excluded")
+LEGEND = ("Δ-ρ: ρ of the signal's changes with the outcome's, mean over units [bootstrap 95%] · q: surrogate null, "
+          "Benjamini–Hochberg · vs null: |Δ-ρ| minus the best null's (step, random walk) · partial|norm: given the "
+          "weight norm's changes · lead: outcome onset minus the signal's · R²@25%: predicting a run's outcome from "
+          "the signal at 25% of training · interv: pairs moved as predicted · invar: unchanged under ReLU rescaling "
+          "· – : undefined")
+
+
+def verdict_style(r: dict) -> str:
+    """Green explains, yellow tracks without beating the nulls or the norm (the paper's flag), dim the rest."""
+    if r.get("explains"):
+        return "bold green"
+    if r.get("tracks") and (r.get("beats_null") is False or r.get("beyond_norm") is False):
+        return "yellow"
+    if r.get("tracks"):
+        return ""
+    return "dim"
 
 
 @dataclass(frozen=True, eq=False)  # compared by identity: a reactive compares values, and frames have no truth value
@@ -84,17 +89,24 @@ def _num(v: float | None, fmt: str = "{:+.2f}", style: str = "") -> Text:
     return Text("–", style="dim") if v is None or v != v else Text(fmt.format(v), style=style)
 
 
+def _ci(r: dict, key: str, style: str = "") -> Text:
+    v, lo, hi = r.get(key), r.get(f"{key}_lo"), r.get(f"{key}_hi")
+    if v is None:
+        return Text("–", style="dim")
+    return Text(f"{v:+.2f}" + (f" [{lo:+.2f},{hi:+.2f}]" if lo is not None else ""), style=style)
+
+
 def row_cells(r: dict) -> tuple:
-    verdict = r["verdict"] or ""
-    style = VERDICT_STYLE.get(verdict, "")
-    tracking, lead, partial = r["tracking"], r["lead"], r["partial"]
-    tracks = tracking is not None and abs(tracking) >= scorecard.TRACKS
-    return (Text(r["signal"].removeprefix("signal/"), style=style), r["phenomenon"],
-            _num(tracking, style="bold" if tracks else "dim"),
-            _num(lead, style="green" if lead is not None and lead > 0 else ""),
-            _num(partial, style="yellow" if partial is not None and abs(partial) < scorecard.ADDS_NOTHING else ""),
-            r["generality"] or "", _num(r["intervention"], "{:.2f}"),
-            Text(str(r["nulls"] or 0), style="" if r["nulls"] else "dim"), Text(verdict, style=style))
+    style = verdict_style(r)
+    iv = f"{r['iv_agree']}/{r['iv_pairs']}" if r.get("iv_pairs") else "–"
+    inv = r.get("invariant")
+    return (Text(r["signal"].removeprefix("signal/"), style=style), r["phenomenon"], str(r.get("n_units") or 0),
+            _ci(r, "tracking", "bold" if r.get("tracks") else "dim"), _num(r.get("q"), "{:.3f}"),
+            _ci(r, "null_margin", "green" if r.get("beats_null") else ""),
+            _ci(r, "partial_norm", "yellow" if r.get("beyond_norm") is False else ""),
+            _ci(r, "lead", "green" if (r.get("lead_lo") or 0) > 0 else ""), _num(r.get("r2_25"), "{:.2f}"),
+            Text(iv), Text("–" if inv is None else "yes" if inv else "no", style="yellow" if inv is False else ""),
+            Text(r.get("short") or "", style=style))
 
 
 class ScorecardScreen(Screen):
@@ -126,6 +138,7 @@ class ScorecardScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Static(id="score-status")
         yield DataTable(id="score-table", cursor_type="row", zebra_stripes=True)
+        yield Static(id="score-detail")
         yield Static(id="hyp-title")
         yield DataTable(id="hyp-table", cursor_type="row", show_cursor=False)
         yield Static(LEGEND, id="score-legend")
@@ -207,6 +220,18 @@ class ScorecardScreen(Screen):
         self.set_class(card is not None and card.error is None and card.table.height == 0, "-empty")
         self._fill_hypotheses()
         self._status()
+
+    @on(DataTable.RowHighlighted, "#score-table")
+    def _detail(self, event: DataTable.RowHighlighted) -> None:
+        """The highlighted row's verdict in full words, with n and the intervals (the column is a summary)."""
+        card, key = self.card, event.row_key.value if event.row_key else None
+        line = ""
+        if card is not None and card.table.height and key:
+            sig, _, ph = key.partition("|")
+            hit = card.table.filter((pl.col("signal") == sig) & (pl.col("phenomenon") == ph))
+            if hit.height:
+                line = f"[b]{sig}[/] · {ph}: {hit['verdict'][0]}"
+        self.query_one("#score-detail", Static).update(line)
 
     def _fill_hypotheses(self) -> None:
         hyp = self.query_one("#hyp-table", DataTable)
