@@ -50,9 +50,6 @@ class MaskedMLP(nn.Module):
             x = F.relu(layer(x))
         return self.layers[-1](x)  # (batch, d_out)
 
-    def weights(self) -> dict[str, torch.Tensor]:
-        return {f"layers.{i}.weight": layer.weight for i, layer in enumerate(self.layers)}
-
     def masks(self) -> Masks:
         return {f"layers.{i}.weight": layer.mask for i, layer in enumerate(self.layers)}
 
