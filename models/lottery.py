@@ -185,8 +185,6 @@ class LotteryModule(L.LightningModule):
         return self._common_step(batch, "fit")
 
     def validation_step(self, batch, batch_idx, dataloader_idx=0):
-        if dataloader_idx == 1:  # x axis = optimiser steps taken
-            self.log("step", float(self.global_step), add_dataloader_idx=False)
         return self._common_step(batch, self.STAGES[dataloader_idx])
 
     def on_train_batch_end(self, outputs, batch, batch_idx):

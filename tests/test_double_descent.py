@@ -115,6 +115,7 @@ def test_mlp_run_logs_epochs_and_reports_the_best_validation_epoch(tmp_path):
     f = store.wide(store.read_metrics(info.dir))
     ev = f.filter(pl.col("val/error").is_not_null()).sort("step")
     assert ev["epochs"].to_list() == [2.0, 4.0, 6.0]
+    assert ev["step"].to_list() == [4, 8, 12], "optimiser steps taken: 2 per epoch"
     best = ev.sort("val/error", maintain_order=True).row(0, named=True)
     assert f["final/test_error"].drop_nulls()[-1] == best["test/error"]
     assert f["final/epochs"].drop_nulls()[-1] == best["epochs"]

@@ -207,6 +207,9 @@ def test_tiny_end_to_end_two_rounds_write_round_rows_and_masks(runs):
         assert per_round[k].null_count() == 0, k
     curves = f.filter(pl.col("test/acc").is_not_null())
     assert curves.group_by("round").len()["len"].min() >= 2, "accuracy-vs-step curves within each round"
+    steps = curves.group_by("round").agg(pl.col("step").sort())["step"].to_list()
+    assert steps == [[2, 4, 6, 8]] * 3, "every round restarts at step 0: evaluations at eval_every 2 of its 8 steps"
+    assert "step" not in rows["name"].to_list(), "the step is a column, not a metric"
     assert sorted(p.name for p in (info.dir / "masks").iterdir()) == ["round_00.pt", "round_01.pt", "round_02.pt"]
     assert info.manifest["verdict"]
 
