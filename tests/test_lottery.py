@@ -225,6 +225,14 @@ def test_every_variant_runs_through_the_same_code_path(runs, toggle):
     assert f["round"].to_list() == [0, 1, 2]
 
 
+def test_off_global_rank_zero_a_run_trains_but_writes_nothing(runs, monkeypatch):
+    from pytorch_lightning.utilities import rank_zero_only
+
+    monkeypatch.setattr(rank_zero_only, "rank", 1)  # a DDP worker: rank zero owns the run directory
+    assert runner.run(LT, LT.resolve(sets=SMALL), runner.RunOptions(root=runs, signals=())) is None
+    assert list(runs.iterdir()) == [], "no run directory, no rows, no masks"
+
+
 def test_saved_masks_can_be_trained_again(runs):
     base = runner.run(LT, LT.resolve(sets=SMALL), runner.RunOptions(root=runs, signals=()))
     path = base.dir / "masks" / "round_01.pt"
