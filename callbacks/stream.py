@@ -1,14 +1,18 @@
 """A Lightning Logger that streams everything logged with `self.log` into the phenomon run store.
 
-A Logger rather than a callback: Lightning hands a logger every value any module logs, already reduced, with the
-global step, whatever the module is; a callback would have to reach into `trainer.callback_metrics` and guess when
-values are fresh. Writing happens on global rank zero only.
+A Logger rather than a callback: Lightning hands a logger every value any module logs, already reduced, whatever the
+module is; a callback would have to reach into `trainer.callback_metrics` and guess when values are fresh. Writing
+happens on global rank zero only.
+
+Rows are stamped with the optimiser steps taken (`trainer.global_step`), not with the step Lightning passes: that
+one counts batches stepped and lags by one during validation (an evaluation after 10 steps would read 9).
 """
 
 from __future__ import annotations
 
 import socket
 import time
+import weakref
 from argparse import Namespace
 from pathlib import Path
 from typing import Any
@@ -33,6 +37,7 @@ class RunStoreLogger(Logger):
         self._writer = writer
         self._owns = writer is None
         self._hparams: dict[str, Any] = {}
+        self._trainer: weakref.ref | None = None  # the trainer of the module being run, once Lightning shows it
 
     @property
     def name(self) -> str:
@@ -73,6 +78,20 @@ class RunStoreLogger(Logger):
         if self._owns and self.writer is not None:
             self.writer.update(config=self._hparams)
 
+    def log_graph(self, model: Any, input_array: Any = None) -> None:
+        # Lightning hands every logger the module at the start of each fit, validate and test: keep its trainer,
+        # whose global_step stamps the rows (weakly: the logger must not keep a finished run's trainer alive)
+        try:
+            trainer = model.trainer
+        except (AttributeError, RuntimeError):  # a plain nn.Module, or a module not attached to a Trainer
+            trainer = None
+        self._trainer = weakref.ref(trainer) if trainer is not None else None
+
+    def steps_taken(self, step: int | None = None) -> int:
+        """The optimiser steps the trainer has taken; `step` (Lightning's) when no trainer is known."""
+        trainer = self._trainer() if self._trainer is not None else None
+        return int(trainer.global_step) if trainer is not None else int(step or 0)
+
     @rank_zero_only
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         w = self.writer
@@ -80,7 +99,7 @@ class RunStoreLogger(Logger):
             return
         metrics = dict(metrics)
         epoch = metrics.pop("epoch", None)
-        w.log(metrics, step=int(step or 0), epoch=None if epoch is None else int(epoch))
+        w.log(metrics, step=self.steps_taken(step), epoch=None if epoch is None else int(epoch))
 
     @rank_zero_only
     def save(self) -> None:

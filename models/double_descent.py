@@ -89,8 +89,6 @@ class WidthModule(L.LightningModule):
             vals = {f"{stage}/loss": loss, f"{stage}/acc": 1 - err, f"{stage}/error": err}
             if stage == "train":
                 vals["epochs"] = torch.tensor(self.global_step / self.steps_per_epoch)
-                # the x axis is optimiser steps taken (Lightning would stamp validation with global_step - 1)
-                vals["step"] = torch.tensor(float(self.global_step))
                 self.evals.append({"step": self.global_step})
             self.log_dict(vals, add_dataloader_idx=False)
             self.evals[-1].update({k: float(v) for k, v in vals.items()})

@@ -108,9 +108,6 @@ class GrokkingModule(L.LightningModule):
         return self._common_step(batch, "fit")
 
     def validation_step(self, batch, batch_idx, dataloader_idx=0):
-        if dataloader_idx == 1:
-            # the x axis is optimiser steps taken (Lightning would stamp validation with global_step - 1)
-            self.log("step", float(self.global_step), add_dataloader_idx=False)
         return self._common_step(batch, ("train", "test")[dataloader_idx])
 
     def test_step(self, batch, batch_idx, dataloader_idx=0):

@@ -50,9 +50,6 @@ class MaskedMLP(nn.Module):
             x = F.relu(layer(x))
         return self.layers[-1](x)  # (batch, d_out)
 
-    def weights(self) -> dict[str, torch.Tensor]:
-        return {f"layers.{i}.weight": layer.weight for i, layer in enumerate(self.layers)}
-
     def masks(self) -> Masks:
         return {f"layers.{i}.weight": layer.mask for i, layer in enumerate(self.layers)}
 
@@ -188,8 +185,6 @@ class LotteryModule(L.LightningModule):
         return self._common_step(batch, "fit")
 
     def validation_step(self, batch, batch_idx, dataloader_idx=0):
-        if dataloader_idx == 1:  # x axis = optimiser steps taken
-            self.log("step", float(self.global_step), add_dataloader_idx=False)
         return self._common_step(batch, self.STAGES[dataloader_idx])
 
     def on_train_batch_end(self, outputs, batch, batch_idx):

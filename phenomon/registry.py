@@ -50,7 +50,7 @@ class Phenomenon:
     config_cls: type
     toggles: tuple[Toggle, ...]
     criterion: Callable[[pl.DataFrame, Any], Verdict]  # (wide frame of one run, config) -> verdict
-    execute: Callable[..., None]  # (config, writer, options) -> None; trains and streams rows
+    execute: Callable[..., None]  # (config, phenomon.session.Session) -> None; trains, the logger streams rows
     presets: dict[str, dict[str, Any]] = field(default_factory=dict)
     headline: tuple[str, ...] = ()  # metric names shown in `ls` and the progress bar
     notes: str = ""

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
-import sys
 import traceback
 import warnings
 from dataclasses import dataclass, field
@@ -15,6 +15,7 @@ from typing import Any, TextIO
 from phenomon import store
 from phenomon.config import UsageError, config_hash, to_dict
 from phenomon.registry import Phenomenon, run_config_diff
+from phenomon.session import Killed, RunOutput, Session
 
 
 @dataclass
@@ -27,10 +28,6 @@ class RunOptions:
     extra_callbacks: list = field(default_factory=list)
     label: str = ""
     signals: tuple[str, ...] | None = None  # None: every registered signal that applies; (): none
-
-
-class Killed(BaseException):
-    """SIGTERM arrived: stop training, flush, mark the run killed."""
 
 
 def quiet_lightning() -> None:
@@ -59,49 +56,42 @@ def resolve_accelerator(name: str) -> str:
     return name
 
 
-class RunContext:
-    """What a phenomenon's `execute` gets: the writer and a lean way to fit a Lightning module."""
+def lean_trainer(ph: Phenomenon, cfg, writer: store.RunWriter | None, opts: RunOptions, max_steps: int,
+                 eval_every: int, callbacks: tuple = (), signal_every: dict | None = None, label: str | None = None,
+                 **kw: Any):
+    """A lean Trainer: one long epoch, validation every `eval_every` steps, streaming and signals attached.
 
-    def __init__(self, ph: Phenomenon, cfg, writer: store.RunWriter | None, opts: RunOptions):
-        self.ph, self.cfg, self.writer, self.opts = ph, cfg, writer, opts
+    `signal_every` overrides the signal schedule by cost class ({"cheap": N, "medium": N, "expensive": N});
+    by default cheap signals run at every evaluation, medium every 50 steps, expensive every 250.
+    """
+    import pytorch_lightning as L
 
-    def trainer(self, max_steps: int, eval_every: int, callbacks: tuple = (), signal_every: dict | None = None,
-                **kw: Any):
-        """A lean Trainer: one long epoch, validation every `eval_every` steps, streaming and signals attached.
+    from phenomon.callbacks.progress import ProgressLine
+    from phenomon.callbacks.stream import RunStoreLogger
 
-        `signal_every` overrides the signal schedule by cost class ({"cheap": N, "medium": N, "expensive": N});
-        by default cheap signals run at every evaluation, medium every 50 steps, expensive every 250.
-        """
-        import pytorch_lightning as L
+    callbacks = [ProgressLine(writer, max_steps, ph.headline, stream=opts.stream,
+                              label=opts.label if label is None else label)] \
+        + list(opts.extra_callbacks) + list(callbacks)
+    if opts.signals != ():
+        from phenomon.callbacks import signals as S
+        from phenomon.callbacks.signal_callback import SignalCallback
 
-        from phenomon.callbacks.progress import ProgressLine
-        from phenomon.callbacks.stream import RunStoreLogger
+        names = S.DEFAULT if opts.signals is None else opts.signals
+        every = {"cheap": eval_every, **(signal_every or {})}
+        callbacks.append(SignalCallback(names, phenomenon=ph.name, every=every, seed=getattr(cfg, "seed", 0)))
+    logger = RunStoreLogger(writer=writer, name=ph.name) if writer is not None else False
+    return L.Trainer(
+        accelerator=opts.accelerator, devices=1, max_steps=max_steps, max_epochs=-1,
+        val_check_interval=eval_every, check_val_every_n_epoch=None, num_sanity_val_steps=0,
+        logger=logger, callbacks=callbacks, enable_progress_bar=False, enable_model_summary=False,
+        enable_checkpointing=False, log_every_n_steps=eval_every, **kw,
+    )
 
-        callbacks = [ProgressLine(self.writer, max_steps, self.ph.headline, stream=self.opts.stream,
-                                  label=self.opts.label)] + list(self.opts.extra_callbacks) + list(callbacks)
-        if self.opts.signals != ():
-            from phenomon.callbacks import signals as S
-            from phenomon.callbacks.signal_callback import SignalCallback
 
-            names = S.DEFAULT if self.opts.signals is None else self.opts.signals
-            every = {"cheap": eval_every, **(signal_every or {})}
-            callbacks.append(SignalCallback(names, phenomenon=self.ph.name, every=every,
-                                            seed=getattr(self.cfg, "seed", 0)))
-        logger = RunStoreLogger(writer=self.writer, name=self.ph.name) if self.writer is not None else False
-        return L.Trainer(
-            accelerator=self.opts.accelerator, devices=1, max_steps=max_steps, max_epochs=-1,
-            val_check_interval=eval_every, check_val_every_n_epoch=None, num_sanity_val_steps=0,
-            logger=logger, callbacks=callbacks, enable_progress_bar=False, enable_model_summary=False,
-            enable_checkpointing=False, log_every_n_steps=eval_every, **kw,
-        )
-
-    def fit(self, module, datamodule, max_steps: int, eval_every: int, callbacks: tuple = (),
-            signal_every: dict | None = None, **kw: Any):
-        trainer = self.trainer(max_steps, eval_every, callbacks=callbacks, signal_every=signal_every, **kw)
-        trainer.fit(module, datamodule=datamodule)
-        if getattr(trainer, "interrupted", False):
-            raise Killed()
-        return trainer
+def session(ph: Phenomenon, cfg, writer: store.RunWriter | None, opts: RunOptions) -> Session:
+    """What `ph.execute` gets: Trainers built for this run, and the run's writes (no-ops when `writer` is None)."""
+    return Session(trainer=functools.partial(lean_trainer, ph, cfg, writer, opts), out=RunOutput(writer),
+                   label=opts.label)
 
 
 def check_signals(names) -> None:
@@ -147,7 +137,7 @@ def run(ph: Phenomenon, cfg, opts: RunOptions, argv: list[str] | None = None) ->
     from pytorch_lightning.utilities import rank_zero_only
 
     if rank_zero_only.rank != 0:  # under DDP only global rank zero owns the run directory
-        ph.execute(cfg, RunContext(ph, cfg, None, opts))
+        ph.execute(cfg, session(ph, cfg, None, opts))
         return None
     rid = new_run_id(ph, cfg, root)
     manifest = store.new_manifest(
@@ -167,7 +157,7 @@ def run(ph: Phenomenon, cfg, opts: RunOptions, argv: list[str] | None = None) ->
     signal.signal(signal.SIGTERM, on_term)
     status, error = "finished", None
     try:
-        ph.execute(cfg, RunContext(ph, cfg, writer, opts))
+        ph.execute(cfg, session(ph, cfg, writer, opts))
     except (Killed, KeyboardInterrupt):
         status, error = "killed", "stopped by signal"
     except SystemExit as e:  # Lightning exits after a graceful interrupt
@@ -201,7 +191,3 @@ def _jsonable(d: dict) -> dict:
             v = None
         out[k] = list(v) if isinstance(v, tuple) else v
     return out
-
-
-def print_err(msg: str) -> None:
-    print(f"phenomon: {msg}", file=sys.stderr)

@@ -12,7 +12,8 @@ from phenomon.datamodules.mnist1d import MNIST1DDataModule, flip_labels
 from phenomon.datamodules.teacher import TeacherDataModule
 from phenomon.models.double_descent import MLP, least_squares_head
 from phenomon import cli, experiment, registry, runner, scorecard, store
-from phenomon.phenomena.double_descent import datamodule, group_criterion, summary
+from phenomon.phenomena.double_descent.training import datamodule, summary
+from phenomon.phenomena.double_descent.verdict import group_criterion
 
 DD = registry.get("double_descent")
 TEACHER_WIDTHS = (20, 40, 60, 80, 100, 125, 200, 400, 1000)  # train size 100: the peak belongs at 100
@@ -114,6 +115,7 @@ def test_mlp_run_logs_epochs_and_reports_the_best_validation_epoch(tmp_path):
     f = store.wide(store.read_metrics(info.dir))
     ev = f.filter(pl.col("val/error").is_not_null()).sort("step")
     assert ev["epochs"].to_list() == [2.0, 4.0, 6.0]
+    assert ev["step"].to_list() == [4, 8, 12], "optimiser steps taken: 2 per epoch"
     best = ev.sort("val/error", maintain_order=True).row(0, named=True)
     assert f["final/test_error"].drop_nulls()[-1] == best["test/error"]
     assert f["final/epochs"].drop_nulls()[-1] == best["epochs"]
@@ -216,7 +218,7 @@ def test_verdict_without_a_peak_and_with_a_misplaced_one():
 
 
 def test_epoch_curve_tells_a_plateau_from_a_second_descent():
-    from phenomon.phenomena.double_descent import epoch_curve
+    from phenomon.phenomena.double_descent.verdict import epoch_curve
 
     ep = [10.0, 50.0, 100.0, 200.0]
     plateau = epoch_curve(pl.DataFrame({"epochs": ep, "test/error": [0.5, 0.6, 0.6, 0.6]}))

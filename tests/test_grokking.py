@@ -73,6 +73,17 @@ def test_tiny_run_writes_train_and_test_rows_at_eval_steps(runs, model):
     assert info.manifest["verdict"]
 
 
+def test_rows_are_stamped_with_optimiser_steps_by_the_logger_not_by_a_step_metric(runs):
+    cfg = GROK.resolve(sets=["p=23", "max_steps=40", "eval_every=8", "hidden=16", "d_embed=8"])
+    info = runner.run(GROK, cfg, runner.RunOptions(root=runs, signals=()))
+    assert info.state == "finished", info.manifest.get("error")
+    rows = store.read_metrics(info.dir)
+    assert "step" not in rows["name"].to_list(), "the step is a column, not a metric"
+    for name in ("train/acc", "test/acc", "train/loss", "test/loss"):
+        steps = rows.filter(pl.col("name") == name)["step"].to_list()
+        assert steps == list(range(cfg.eval_every, cfg.max_steps + 1, cfg.eval_every)), name
+
+
 def test_init_scale_multiplies_the_initial_weights():
     from phenomon.models.grokking import GrokkingModule, build_network
 

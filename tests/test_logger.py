@@ -38,9 +38,19 @@ def test_logger_streams_a_foreign_module(runs):
     assert info.manifest["config"] == {"lr": 0.1, "note": "foreign"}
     rows = store.read_metrics(info.dir)
     train = rows.filter(rows["name"] == "train_loss")
-    assert train["step"].to_list() == [4, 9, 14, 19], "every log_every_n_steps step"
-    assert rows.filter(rows["name"] == "val_loss").height == 2
+    # rows carry the optimiser steps taken (trainer.global_step) when the value is logged, training and validation
+    # alike; Lightning's own step would read 4, 9, 14, 19 and 9, 19
+    assert train["step"].to_list() == [5, 10, 15, 20], "every log_every_n_steps steps"
+    assert rows.filter(rows["name"] == "val_loss")["step"].to_list() == [10, 20], "val_check_interval 10"
     assert "epoch" not in rows["name"].to_list(), "epoch is a column, not a metric"
+
+
+def test_without_a_trainer_rows_take_the_step_they_are_given(runs):
+    logger = RunStoreLogger(root=runs, name="manual")
+    logger.log_metrics({"x": 1.0}, step=7)
+    logger.finalize("success")
+    [info] = store.list_runs(runs)
+    assert store.read_metrics(info.dir)["step"].to_list() == [7]
 
 
 def test_only_global_rank_zero_writes(runs, monkeypatch):

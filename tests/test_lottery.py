@@ -9,9 +9,10 @@ import torch
 from phenomon.models.lottery import LotteryModule, MaskedMLP, check_masks, keep_counts, keep_schedule, topk_masks
 from phenomon import registry, runner, store
 from phenomon.config import UsageError
-from phenomon.phenomena.lottery_ticket import (
-    LotteryConfig, group_criterion, load_masks, next_masks, save_masks,
-)
+from phenomon.phenomena.lottery_ticket.config import LotteryConfig
+from phenomon.phenomena.lottery_ticket.masks import load_masks, save_masks
+from phenomon.phenomena.lottery_ticket.training import next_masks
+from phenomon.phenomena.lottery_ticket.verdict import group_criterion
 
 LT = registry.get("lottery_ticket")
 SMALL = ["hidden=16,8", "train_size=200", "test_size=100", "batch_size=50", "epochs=2", "eval_every=2",
@@ -28,6 +29,11 @@ def _net(seed=0, hidden=(16, 8)):
     return MaskedMLP(40, hidden, 10)
 
 
+def _weights(net: MaskedMLP) -> dict[str, torch.Tensor]:
+    """The prunable weights by mask name ("layers.<i>.weight"); biases stay dense."""
+    return {k: p for k, p in net.named_parameters() if k.endswith(".weight")}
+
+
 # ------------------------------------------------------------------------------------------ mask arithmetic
 
 
@@ -37,11 +43,11 @@ def test_each_round_removes_the_fraction_of_the_remaining_weights():
     with pytest.raises(ValueError, match=r"\(0, 1\)"):
         keep_schedule(10, 1.0, 1)
     net = _net()
-    shapes = {k: tuple(v.shape) for k, v in net.weights().items()}
+    shapes = {k: tuple(v.shape) for k, v in _weights(net).items()}
     masks = net.masks()
     for rnd in (1, 2, 3):
         counts = keep_counts(shapes, 0.2, 0.1, "layer", rnd)
-        new = topk_masks({k: w.abs() for k, w in net.weights().items()}, masks, counts)
+        new = topk_masks({k: w.abs() for k, w in _weights(net).items()}, masks, counts)
         for k, prev in masks.items():
             n_prev = int(prev.sum())
             rate = 0.1 if k == "layers.2.weight" else 0.2
@@ -52,10 +58,10 @@ def test_each_round_removes_the_fraction_of_the_remaining_weights():
 
 def test_magnitude_pruning_keeps_the_largest_survivors_per_layer_or_globally():
     net = _net()
-    shapes = {k: tuple(v.shape) for k, v in net.weights().items()}
-    scores = {k: w.detach().abs() for k, w in net.weights().items()}
+    shapes = {k: tuple(v.shape) for k, v in _weights(net).items()}
+    scores = {k: w.detach().abs() for k, w in _weights(net).items()}
     m = topk_masks(scores, None, keep_counts(shapes, 0.5, 0.5, "layer", 1))
-    for k, w in net.weights().items():
+    for k, w in _weights(net).items():
         assert float(w.detach().abs()[m[k]].min()) >= float(w.detach().abs()[~m[k]].max())
     g = topk_masks(scores, None, keep_counts(shapes, 0.5, 0.1, "global", 1))
     hidden = ["layers.0.weight", "layers.1.weight"]
@@ -76,15 +82,15 @@ def test_pruned_weights_stay_zero_through_optimiser_steps(optimizer, wd):
     from phenomon.datamodules.mnist1d import MNIST1DDataModule
 
     net = _net()
-    shapes = {k: tuple(v.shape) for k, v in net.weights().items()}
-    net.set_masks(topk_masks({k: w.abs() for k, w in net.weights().items()}, None,
+    shapes = {k: tuple(v.shape) for k, v in _weights(net).items()}
+    net.set_masks(topk_masks({k: w.abs() for k, w in _weights(net).items()}, None,
                              keep_counts(shapes, 0.5, 0.5, "layer", 2)))
-    before = {k: w.clone() for k, w in net.weights().items()}
+    before = {k: w.clone() for k, w in _weights(net).items()}
     module = LotteryModule(net, optimizer, lr=0.05, momentum=0.9, weight_decay=wd)
     dm = MNIST1DDataModule(train_size=100, test_size=20, batch_size=20)
     L.Trainer(max_steps=15, logger=False, enable_checkpointing=False, enable_progress_bar=False,
               enable_model_summary=False, limit_val_batches=0, accelerator="cpu").fit(module, datamodule=dm)
-    for k, w in net.weights().items():
+    for k, w in _weights(net).items():
         m = net.masks()[k]
         assert bool((w[~m] == 0).all()), f"{k}: a pruned weight moved"
         assert not torch.equal(w[m], before[k][m]), f"{k}: survivors should train"
@@ -124,7 +130,7 @@ def _fit(net, steps, callbacks=()):
 
 def test_rewind_restores_exactly_the_saved_survivor_values():
     from phenomon.callbacks.pruning import Snapshot
-    from phenomon.phenomena.lottery_ticket import new_net, rewound
+    from phenomon.phenomena.lottery_ticket.training import new_net, rewound
 
     cfg = LotteryConfig(hidden=(16, 8))
     snap = Snapshot(3)
@@ -134,7 +140,7 @@ def test_rewind_restores_exactly_the_saved_survivor_values():
     assert not torch.equal(snap.state["layers.0.weight"], after6["layers.0.weight"])
     masks = {k: torch.rand(m.shape) > 0.3 for k, m in new_net(cfg, 0).masks().items()}
     net = rewound(cfg, snap.state, masks)
-    for k, w in net.weights().items():
+    for k, w in _weights(net).items():
         assert torch.equal(w[masks[k]], snap.state[k][masks[k]]), "survivors carry exactly the saved values"
         assert bool((w[~masks[k]] == 0).all())
     bias = dict(net.named_parameters())["layers.0.bias"]
@@ -142,7 +148,7 @@ def test_rewind_restores_exactly_the_saved_survivor_values():
 
 
 def test_reinit_uses_the_same_masks_with_new_values(runs):
-    from phenomon.phenomena.lottery_ticket import new_net, reinitialised
+    from phenomon.phenomena.lottery_ticket.training import new_net, reinitialised
 
     cfg = LotteryConfig(hidden=(16, 8))
     theta0 = dict(new_net(cfg, cfg.seed).named_parameters())
@@ -150,7 +156,7 @@ def test_reinit_uses_the_same_masks_with_new_values(runs):
     a, b = reinitialised(cfg, 1, masks), reinitialised(cfg, 2, masks)
     for k in masks:
         assert torch.equal(a.masks()[k], masks[k])
-        wa, wb = a.weights()[k], b.weights()[k]
+        wa, wb = _weights(a)[k], _weights(b)[k]
         assert bool((wa[~masks[k]] == 0).all())
         assert not torch.equal(wa[masks[k]], theta0[k][masks[k]]) and not torch.equal(wa, wb)
     # in a run: the reinit control trains exactly the ticket's masks, found by the lineage trained beside it
@@ -169,8 +175,8 @@ def test_reinit_uses_the_same_masks_with_new_values(runs):
 def test_next_masks_variants_share_counts_and_differ_in_scores():
     cfg = LotteryConfig(hidden=(16, 8))
     net = _net()
-    trained = {k: w.detach() + 0.3 * torch.randn_like(w) for k, w in net.weights().items()}
-    theta0 = {k: w.detach().clone() for k, w in net.weights().items()}
+    trained = {k: w.detach() + 0.3 * torch.randn_like(w) for k, w in _weights(net).items()}
+    theta0 = {k: w.detach().clone() for k, w in _weights(net).items()}
     prev = {k: torch.ones_like(m) for k, m in net.masks().items()}
     counts = keep_counts(cfg.shapes(), 0.2, 0.1, "layer", 1)
     out = {}
@@ -201,6 +207,9 @@ def test_tiny_end_to_end_two_rounds_write_round_rows_and_masks(runs):
         assert per_round[k].null_count() == 0, k
     curves = f.filter(pl.col("test/acc").is_not_null())
     assert curves.group_by("round").len()["len"].min() >= 2, "accuracy-vs-step curves within each round"
+    steps = curves.group_by("round").agg(pl.col("step").sort())["step"].to_list()
+    assert steps == [[2, 4, 6, 8]] * 3, "every round restarts at step 0: evaluations at eval_every 2 of its 8 steps"
+    assert "step" not in rows["name"].to_list(), "the step is a column, not a metric"
     assert sorted(p.name for p in (info.dir / "masks").iterdir()) == ["round_00.pt", "round_01.pt", "round_02.pt"]
     assert info.manifest["verdict"]
 
@@ -214,6 +223,14 @@ def test_every_variant_runs_through_the_same_code_path(runs, toggle):
     assert info.manifest["toggles"] == [toggle]
     f = store.wide(store.read_metrics(info.dir)).filter(pl.col("weights_remaining").is_not_null())
     assert f["round"].to_list() == [0, 1, 2]
+
+
+def test_off_global_rank_zero_a_run_trains_but_writes_nothing(runs, monkeypatch):
+    from pytorch_lightning.utilities import rank_zero_only
+
+    monkeypatch.setattr(rank_zero_only, "rank", 1)  # a DDP worker: rank zero owns the run directory
+    assert runner.run(LT, LT.resolve(sets=SMALL), runner.RunOptions(root=runs, signals=())) is None
+    assert list(runs.iterdir()) == [], "no run directory, no rows, no masks"
 
 
 def test_saved_masks_can_be_trained_again(runs):

@@ -8,6 +8,7 @@ from typing import Literal
 import polars as pl
 
 from phenomon.registry import Phenomenon, Toggle, Verdict, register
+from phenomon.session import Session
 
 TRAIN_OK, TEST_OK = 0.99, 0.95
 
@@ -87,7 +88,7 @@ def criterion(frame: pl.DataFrame, cfg: GrokkingConfig) -> Verdict:
                           f"{t_test} ({ratio:.1f}×): no delay to speak of", nums)
 
 
-def execute(cfg: GrokkingConfig, ctx) -> None:
+def execute(cfg: GrokkingConfig, session: Session) -> None:
     from phenomon.datamodules.modular import ModularDataModule
     from phenomon.models.grokking import GrokkingModule, build_network
 
@@ -99,7 +100,7 @@ def execute(cfg: GrokkingConfig, ctx) -> None:
                         n_heads=cfg.n_heads, d_mlp=cfg.d_mlp)
     module = GrokkingModule(net, cfg.p, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(cfg.beta1, cfg.beta2),
                             init_scale=cfg.init_scale)
-    ctx.fit(module, dm, max_steps=cfg.max_steps, eval_every=cfg.eval_every)
+    session.fit(module, dm, max_steps=cfg.max_steps, eval_every=cfg.eval_every)
 
 
 PHENOMENON = register(Phenomenon(
