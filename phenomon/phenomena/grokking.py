@@ -123,6 +123,9 @@ PHENOMENON = register(Phenomenon(
                   "max_steps": 10000, "eval_every": 50},
     },
     headline=("train/acc", "test/acc"),
+    # the baseline and each toggle, × seeds 0, 1, 2: what the scorecard needs (units differing in toggles and seed)
+    experiment={"baseline": (), "weight_decay": ("weight_decay",), "train_fraction": ("train_fraction",),
+                "init_scale": ("init_scale",)},
     notes="defaults: embedding MLP (embed 128, hidden 512), p=97, a+b, 50% train, AdamW 3e-3 (0.9, 0.98), wd 1, "
           "full batch; groks near step 800 on a laptop CPU in about 2 minutes.",
 ))
