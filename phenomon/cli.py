@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from phenomon import __version__, experiment, store
+from phenomon.catalog import MAIN_SIGNALS
 from phenomon.config import UsageError
 
 
@@ -267,19 +268,6 @@ def cmd_tui(args, argv) -> int:
     return 0
 
 
-COMMANDS = {"tui": cmd_tui, "phenomena": cmd_phenomena, "run": cmd_run, "ls": cmd_ls, "show": cmd_show, "demo": cmd_demo}
-COMMANDS.update(experiment=experiment.cmd_experiment)
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())
-
-
-MAIN_SIGNALS = ("signal/weight_norm", "signal/magnitude/mean_abs", "signal/prime_count", "signal/prime_count/scaled10",
-                "signal/fourier_sparsity", "signal/effective_rank", "signal/sharpness", "signal/grad_norm",
-                "signal/grad_norm/snr", "signal/softmax_collapse", "signal/margin", "signal/sparsity",
-                "signal/effective_parameters")
-
-
 def cmd_score(args, argv) -> int:
     import polars as pl
 
@@ -360,4 +348,9 @@ def cmd_hypothesis(args, argv) -> int:
     return 0
 
 
-COMMANDS.update(score=cmd_score, report=cmd_report, hypothesis=cmd_hypothesis)
+COMMANDS = {"tui": cmd_tui, "phenomena": cmd_phenomena, "run": cmd_run, "ls": cmd_ls, "show": cmd_show, "demo": cmd_demo,
+            "experiment": experiment.cmd_experiment, "score": cmd_score, "report": cmd_report,
+            "hypothesis": cmd_hypothesis}
+
+if __name__ == "__main__":  # pragma: no cover - after every command is defined (`python -m phenomon.cli score`)
+    raise SystemExit(main())

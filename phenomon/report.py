@@ -7,11 +7,8 @@ from pathlib import Path
 import polars as pl
 
 from phenomon import scorecard, store
+from phenomon.catalog import MAIN_SIGNALS
 from phenomon.config import UsageError
-
-SHOWN_SIGNALS = ("signal/weight_norm", "signal/prime_count", "signal/prime_count/scaled10", "signal/magnitude/mean_abs",
-                 "signal/fourier_sparsity", "signal/effective_rank", "signal/sharpness", "signal/margin",
-                 "signal/softmax_collapse", "signal/grad_norm/snr", "signal/sparsity")
 
 
 def _label(r: store.RunInfo) -> str:
@@ -89,7 +86,7 @@ def write_report(root: Path, group: str | None, out: Path) -> list[Path]:
         written.append(p)
 
         # 2. the signals of the same runs, one panel each, on the same (log) step axis
-        shown = [s for s in SHOWN_SIGNALS if any(s in f.columns for _, _, fs in mine for f in fs)]
+        shown = [s for s in MAIN_SIGNALS if any(s in f.columns for _, _, fs in mine for f in fs)]
         if shown:
             ncol = 3
             nrow = -(-len(shown) // ncol)
@@ -185,7 +182,7 @@ def _axis_figures(ph: str, axis: str, pts: pl.DataFrame, out: Path, colors, plt)
     fig.savefig(p, dpi=120)
     plt.close(fig)
     written.append(p)
-    shown = [s for s in SHOWN_SIGNALS if s in set(pts["signal"].unique().to_list())]
+    shown = [s for s in MAIN_SIGNALS if s in set(pts["signal"].unique().to_list())]
     if shown:
         nrow = -(-len(shown) // 3)
         fig, axes = plt.subplots(nrow, 3, figsize=(12, 2.6 * nrow), squeeze=False)

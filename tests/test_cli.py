@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 
 from phenomon import store
 from phenomon.cli import main
 
-from .conftest import TINY, phenomon
+from .conftest import REPO, TINY, phenomon
 
 
 def test_help_and_phenomena_listing(capsys):
@@ -99,3 +101,17 @@ def test_ls_warns_about_a_corrupt_run_and_lists_the_rest(runs, capsys):
     cap = capsys.readouterr()
     assert "ok" in cap.out and "corrupt run.json" in cap.err
     assert (runs / "broken" / "run.json").read_text() == "{not json", "nothing is touched"
+
+
+@pytest.mark.parametrize("module", ["phenomon", "phenomon.cli"])
+def test_score_runs_as_a_module(module, runs):
+    """`python -m phenomon.cli` once met a command table cut short by its own `__main__` guard (KeyError: 'score')."""
+    from .test_scorecard import _write
+
+    runs.mkdir()
+    _write(runs, "base0", [], 0, jump_at=600)
+    proc = subprocess.run([sys.executable, "-m", module, "score", "--runs", str(runs)], capture_output=True,
+                          text=True, timeout=120, cwd=REPO)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    rows = [line.split()[0] for line in proc.stdout.splitlines()[1:] if line and not line.startswith("tracking")]
+    assert rows == ["weight_norm"], "the main rows only: the planted proxy, leader and noise are variants"

@@ -18,7 +18,7 @@ from textual.widgets import DataTable, Footer, Static
 from textual.worker import get_current_worker
 
 from phenomon import hypotheses, scorecard
-from phenomon.cli import MAIN_SIGNALS
+from phenomon.catalog import MAIN_SIGNALS
 from phenomon.tui.messages import Snapshot
 
 SCORED = ("finished", "killed", "dead")  # a run entering one of these states changes the scorecard: recompute
