@@ -13,19 +13,29 @@ from phenomon.cli import main
 
 from .conftest import REPO, TINY, phenomon
 
+# every registered explanation signal, as error messages list them (a new signal is added here too)
+SIGNAL_NAMES = ("effective_parameters, effective_rank, fourier_sparsity, grad_norm, magnitude, margin, prime_count, "
+                "sharpness, softmax_collapse, sparsity, weight_norm")
+
 
 def test_help_and_phenomena_listing(capsys):
     assert main(["phenomena"]) == 0
     out = capsys.readouterr().out
     assert "grokking" in out and "toggle [w] weight_decay" in out and "no grokking" in out
+    assert main(["signals"]) == 0
+    out = capsys.readouterr().out
+    assert "prime_count: ad hoc (the position paper's deliberately absurd counterexample)" in out, "the theory"
+    assert "  Top Hessian eigenvalue of the probe loss" in out, "the description"
+    assert "applies to grokking; cheap" in out
     proc = phenomon("--help")
     assert proc.returncode == 0 and "phenomena" in proc.stdout and "run" in proc.stdout
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["run", "grok"], "unknown phenomenon 'grok'; valid: double_descent, grokking"),
+    (["run", "grok"], "unknown phenomenon 'grok'; valid: double_descent, grokking, lottery_ticket"),
     (["run", "grokking", "--toggle", "nope"], "unknown toggle 'nope'"),
-    (["run", "grokking", "--set", "bogus=1"], "unknown key 'bogus'; valid keys:"),
+    (["run", "grokking", "--set", "bogus=1"], "unknown key 'bogus'; valid keys: model, p, op, train_fraction, lr, "
+     "weight_decay, beta1, beta2, init_scale, d_embed, hidden, d_model, n_heads, d_mlp, max_steps, eval_every, seed"),
     (["run", "grokking", "--set", "p=100"], "p must be prime"),
     (["run", "grokking", "--set", "train_fraction=1.5"], "train_fraction must be in (0, 1)"),
     (["run", "grokking", "--set", "weight_decay=-0.1"], "weight_decay must be >= 0"),
@@ -33,12 +43,14 @@ def test_help_and_phenomena_listing(capsys):
     (["run", "grokking", "--seed", "x"], "invalid int value"),
     (["run", "grokking", "--accelerator", "tpu"], "invalid choice"),
     (["frobnicate"], "invalid choice"),
-    (["run", "grokking", "--signals", "astrology"], "unknown signal(s) astrology; valid:"),
+    (["run", "grokking", "--signals", "astrology"], f"unknown signal(s) astrology; valid: {SIGNAL_NAMES}"),
 ])
 def test_usage_errors_are_one_line_exit_2(argv, message, capsys, runs):
     assert main([*argv, "--runs", str(runs)] if argv[0] == "run" else argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err
+    if "; valid" in message:
+        assert err.endswith(message), "the whole list of valid names"
     assert len(err.splitlines()) == 1 and "Traceback" not in err
     assert not runs.exists(), "a rejected command creates nothing"
 
