@@ -10,6 +10,7 @@ import pytest
 from phenomon import hypotheses as H
 from phenomon.cli import main
 
+from .test_cli import SIGNAL_NAMES
 from .test_scorecard import _write
 
 
@@ -76,16 +77,20 @@ def test_hypotheses_are_preregistered_checked_and_immutable(runs, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--signal", "astrology", "--phenomenon", "grokking", "--expect", "track"], "unknown signal 'astrology'; valid:"),
-    (["--signal", "weight_norm", "--phenomenon", "grok", "--expect", "track"], "unknown phenomenon 'grok'"),
+    (["--signal", "astrology", "--phenomenon", "grokking", "--expect", "track"],
+     f"unknown signal 'astrology'; valid: {SIGNAL_NAMES}"),
+    (["--signal", "weight_norm", "--phenomenon", "grok", "--expect", "track"],
+     "unknown phenomenon 'grok'; valid: double_descent, grokking, lottery_ticket"),
     (["--signal", "weight_norm", "--phenomenon", "grokking", "--expect", "maybe"], "unknown expectation 'maybe'"),
     (["--signal", "weight_norm", "--phenomenon", "grokking", "--expect", "track", "--threshold", "2"],
      "must be in [0, 1]"),
 ])
 def test_bad_hypotheses_are_rejected(runs, capsys, argv, message):
     assert main(["hypothesis", "add", "x", *argv, "--runs", str(runs)]) == 2
-    err = capsys.readouterr().err
-    assert message in err and len(err.strip().splitlines()) == 1
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    if "; valid" in message:
+        assert err.endswith(message), "the whole list of valid names"
 
 
 def test_duplicate_hypothesis_is_rejected(runs, capsys):
