@@ -12,6 +12,7 @@ from phenomon.cli import main
 
 from .test_cli import SIGNAL_NAMES
 from .test_scorecard import _write
+from .test_tui_fixtures import make_scored_run
 
 
 @pytest.fixture
@@ -47,25 +48,29 @@ def test_report_writes_figures_and_markdown(planted, tmp_path, capsys):
 
 
 def test_hypotheses_are_preregistered_checked_and_immutable(runs, capsys):
+    """Planted runs with known answers (tests/test_tui_fixtures.make_scored_run): fourier_sparsity leads test accuracy
+    by 300 steps, prime_count is a monotone function of the norm, sharpness is noise."""
     runs.mkdir(parents=True)
-    _write(runs, "before", [], 9, jump_at=600)  # made before the hypothesis: must not count
-    assert main(["hypothesis", "add", "the proxy adds nothing beyond the norm", "--signal", "prime_count",
-                 "--phenomenon", "grokking", "--expect", "nothing", "--runs", str(runs)]) == 0
-    assert main(["hypothesis", "add", "weight norm leads test accuracy", "--signal", "weight_norm",
-                 "--phenomenon", "grokking", "--expect", "lead", "--runs", str(runs)]) == 0
+    make_scored_run(runs, "before", seed=9)  # made before the hypotheses: must not count
+    planted = [("fourier_sparsity leads test accuracy", "fourier_sparsity", "lead", "SUPPORTED"),
+               ("the prime count adds nothing beyond the norm", "prime_count", "nothing", "SUPPORTED"),
+               ("sharpness tracks test accuracy", "sharpness", "track", "REFUTED")]
+    for text, signal, expect, _ in planted:
+        assert main(["hypothesis", "add", text, "--signal", signal, "--phenomenon", "grokking", "--expect", expect,
+                     "--runs", str(runs)]) == 0
     capsys.readouterr()
     assert main(["hypothesis", "check", "--runs", str(runs)]) == 0
     out = capsys.readouterr().out
-    assert out.count("NOT ENOUGH RUNS") == 2, "runs made before registration do not count"
+    assert out.count("NOT ENOUGH RUNS") == 3, "runs made before registration do not count"
     time.sleep(0.01)
     for seed in (0, 1):
-        _write(runs, f"after{seed}", [], seed, jump_at=600)
+        make_scored_run(runs, f"after{seed}", seed=seed)
     assert main(["hypothesis", "check", "--runs", str(runs)]) == 0
-    out = capsys.readouterr().out
-    assert "SUPPORTED" in out or "REFUTED" in out
-    [hid] = [h.id for h in H.load(runs) if h.signal == "weight_norm"]
+    status = {line.split("'")[1]: line.split()[0] for line in capsys.readouterr().out.splitlines()}
+    assert status == {text: answer for text, _, _, answer in planted}
+    [hid] = [h.id for h in H.load(runs) if h.signal == "sharpness"]
     assert main(["hypothesis", "withdraw", hid, "--runs", str(runs)]) == 2
-    assert "immutable" in capsys.readouterr().err
+    assert "immutable" in capsys.readouterr().err, "a refuted hypothesis stays"
     # an edited file is detected, not trusted
     path = runs / ".hypotheses" / f"{hid}.json"
     path.chmod(0o644)

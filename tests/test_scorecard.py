@@ -9,7 +9,8 @@ import pytest
 from phenomon import scorecard, store
 
 
-def _write(runs, rid, toggles, seed, jump_at, wd_on=True, rng=None):
+def _write(runs, rid, toggles, seed, jump_at, wd_on=True, rng=None, nan_at=()):
+    """A planted run; `nan_at`: steps where the leader's value is NaN instead (each with an outcome point)."""
     rng = rng or np.random.default_rng(seed)
     steps = np.arange(0, 1510, 10)
     sig = lambda c, w: 1 / (1 + np.exp(-(steps - c) / w))  # noqa: E731
@@ -17,6 +18,7 @@ def _write(runs, rid, toggles, seed, jump_at, wd_on=True, rng=None):
     # the norm falls with weight decay, with its own wiggles (so it is not a function of the outcome)
     norm = (100 - 40 * sig(jump_at - 100, 200) if wd_on else 100 + 0.02 * steps) + 2 * rng.standard_normal(len(steps))
     leader = sig(jump_at - 300, 30) + 0.05 * rng.standard_normal(len(steps))
+    leader[np.isin(steps, nan_at)] = np.nan
     proxy = (norm / 10) ** 3  # a monotone function of the norm
     # a magnitude statistic with its own shape, and a monotone function of it: the prime count's situation
     big = np.floor(50 * (1 - sig(jump_at - 50, 60)) + 20 * rng.random(len(steps)))
@@ -61,11 +63,22 @@ def test_planted_statistics(planted):
     assert lead["nulls"] == 0 and row["signal/leader"]["units"] == 6
 
 
-def test_nonfinite_values_are_counted_and_excluded(planted):
-    pts = scorecard.series(store.list_runs(planted))
-    units = scorecard.per_unit(pts)
-    # the NaN at step 1505 is stored as null; it has no outcome point to join, so nothing else is affected
-    assert units.filter(pl.col("signal") == "signal/leader")["rho"].null_count() == 0
+def test_nonfinite_values_are_counted_and_excluded(runs):
+    runs.mkdir(parents=True)
+    _write(runs, "clean", [], 0, jump_at=600)
+    _write(runs, "holes", [], 0, jump_at=600, nan_at=(300, 700, 1100))  # the same run with three NaN values
+    units = scorecard.per_unit(scorecard.series(store.list_runs(runs)))
+    leader = {r["unit"]: r for r in units.filter(pl.col("signal") == "signal/leader").iter_rows(named=True)}
+    # counted: the three NaN values share their step buckets with outcome points (the trailing NaN at step 1505,
+    # alone in the last bucket with no outcome, is never a point and is not counted)
+    assert leader["holes"]["n_null"] == 3 and leader["clean"]["n_null"] == 0
+    assert units.filter(pl.col("signal") != "signal/leader")["n_null"].sum() == 0
+    # excluded: each hole carries the last finite value, so the statistics stay finite and near the clean run's
+    assert leader["holes"]["n"] == leader["clean"]["n"]
+    assert leader["holes"]["rho"] == pytest.approx(leader["clean"]["rho"], abs=0.01)
+    assert leader["holes"]["lead"] == pytest.approx(leader["clean"]["lead"], abs=0.01)
+    table = scorecard.aggregate(units)
+    assert table.filter((pl.col("signal") == "signal/leader") & (pl.col("phenomenon") == "grokking"))["nulls"][0] == 3
 
 
 def test_intervention_follows_the_outcome(planted):
