@@ -11,11 +11,7 @@ import pytest
 from phenomon import store
 from phenomon.cli import main
 
-from .conftest import REPO, TINY, phenomon
-
-# every registered explanation signal, as error messages list them (a new signal is added here too)
-SIGNAL_NAMES = ("effective_parameters, effective_rank, fourier_sparsity, grad_norm, magnitude, margin, prime_count, "
-                "sharpness, softmax_collapse, sparsity, weight_norm")
+from .conftest import PHENOMENON_NAMES, REPO, SIGNAL_NAMES, TINY, phenomon
 
 
 def test_help_and_phenomena_listing(capsys):
@@ -32,7 +28,7 @@ def test_help_and_phenomena_listing(capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["run", "grok"], "unknown phenomenon 'grok'; valid: double_descent, grokking, lottery_ticket"),
+    (["run", "grok"], f"unknown phenomenon 'grok'; valid: {PHENOMENON_NAMES}"),
     (["run", "grokking", "--toggle", "nope"], "unknown toggle 'nope'"),
     (["run", "grokking", "--set", "bogus=1"], "unknown key 'bogus'; valid keys: model, p, op, train_fraction, lr, "
      "weight_decay, beta1, beta2, init_scale, d_embed, hidden, d_model, n_heads, d_mlp, max_steps, eval_every, seed"),

@@ -7,10 +7,11 @@ import pytest
 from phenomon import registry
 from phenomon.config import UsageError
 
+from .conftest import PHENOMENON_NAMES
+
 
 def test_unknown_phenomenon_lists_valid_names():
-    with pytest.raises(UsageError, match=r"unknown phenomenon 'grok'; valid: double_descent, grokking, "
-                                         r"lottery_ticket$"):
+    with pytest.raises(UsageError, match=rf"unknown phenomenon 'grok'; valid: {PHENOMENON_NAMES}$"):
         registry.get("grok")
 
 

@@ -12,7 +12,7 @@ from torch import nn
 from phenomon.callbacks import signals as S
 from phenomon.callbacks.signal_callback import SignalCallback
 
-from .test_cli import SIGNAL_NAMES
+from .conftest import SIGNAL_NAMES
 
 
 class Fixed(nn.Module):
