@@ -57,13 +57,6 @@ def signal(name, theory, phenomena=("*",), cost="cheap", needs_probe=False, desc
     return deco
 
 
-def get(name: str) -> Signal:
-    try:
-        return SIGNALS[name]
-    except KeyError:
-        raise KeyError(f"unknown signal {name!r}; valid: {', '.join(sorted(SIGNALS))}") from None
-
-
 # ----------------------------------------------------------------------------------------------- helpers
 
 

@@ -19,7 +19,6 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 NUM_CLASSES = 10
-SEQ_LEN = 40
 
 
 def cache_dir() -> Path:
@@ -168,13 +167,6 @@ class MNIST1DDataModule(L.LightningDataModule):
     def steps_per_epoch(self) -> int:
         n = len(self.train[1])
         return 1 if self.batch_size is None or self.batch_size >= n else n // self.batch_size
-
-    def to(self, device) -> "MNIST1DDataModule":
-        self.train = tuple(t.to(device) for t in self.train)
-        self.test = tuple(t.to(device) for t in self.test)
-        if self.val is not None:
-            self.val = tuple(t.to(device) for t in self.val)
-        return self
 
     def train_dataloader(self):
         return DataLoader(ShuffledBatches(*self.train, self.batch_size, self.seed), batch_size=None)

@@ -75,11 +75,6 @@ class ModularDataModule(L.LightningDataModule):
     def num_classes(self) -> int:
         return self.p
 
-    def to(self, device) -> "ModularDataModule":
-        self.train = tuple(t.to(device) for t in self.train)
-        self.test = tuple(t.to(device) for t in self.test)
-        return self
-
     def train_dataloader(self):
         return DataLoader(_Repeat(self.train), batch_size=None)
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from phenomon import __version__, experiment, store
+from phenomon.catalog import MAIN_SIGNALS
 from phenomon.config import UsageError
 
 
@@ -25,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", parser_class=_Parser)
 
     sub.add_parser("phenomena", help="list phenomena, their toggles and what each toggle is expected to do")
+    sub.add_parser("signals", help="list explanation signals: the theory each stands for, where it applies, its cost")
 
     r = sub.add_parser("run", help="run one configuration headless, streaming into the run store")
     r.add_argument("phenomenon")
@@ -123,6 +125,18 @@ def cmd_phenomena(args, argv) -> int:
         if ph.presets:
             print(f"  presets: {', '.join(ph.presets)}")
         print(f"  keys: {', '.join(ph.keys())}")
+    return 0
+
+
+def cmd_signals(args, argv) -> int:
+    from phenomon.callbacks import signals as S
+
+    for sg in S.SIGNALS.values():
+        where = "every phenomenon" if "*" in sg.phenomena else ", ".join(sg.phenomena)
+        print(f"{sg.name}: {sg.theory}")
+        print(f"  {' '.join(sg.description.split())}")
+        print(f"  applies to {where}; {sg.cost} (by default every {S.COSTS[sg.cost]} steps)"
+              + ("; needs a probe batch" if sg.needs_probe else ""))
     return 0
 
 
@@ -268,19 +282,6 @@ def cmd_tui(args, argv) -> int:
     return 0
 
 
-COMMANDS = {"tui": cmd_tui, "phenomena": cmd_phenomena, "run": cmd_run, "ls": cmd_ls, "show": cmd_show, "demo": cmd_demo}
-COMMANDS.update(experiment=experiment.cmd_experiment)
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())
-
-
-MAIN_SIGNALS = ("signal/weight_norm", "signal/magnitude/mean_abs", "signal/prime_count", "signal/prime_count/scaled10",
-                "signal/fourier_sparsity", "signal/effective_rank", "signal/sharpness", "signal/grad_norm",
-                "signal/grad_norm/snr", "signal/softmax_collapse", "signal/margin", "signal/sparsity",
-                "signal/effective_parameters")
-
-
 def cmd_score(args, argv) -> int:
     import json
 
@@ -353,4 +354,9 @@ def cmd_hypothesis(args, argv) -> int:
     return 0
 
 
-COMMANDS.update(score=cmd_score, report=cmd_report, hypothesis=cmd_hypothesis)
+COMMANDS = {"tui": cmd_tui, "phenomena": cmd_phenomena, "signals": cmd_signals, "run": cmd_run, "ls": cmd_ls,
+            "show": cmd_show, "demo": cmd_demo, "experiment": experiment.cmd_experiment, "score": cmd_score,
+            "report": cmd_report, "hypothesis": cmd_hypothesis}
+
+if __name__ == "__main__":  # pragma: no cover - after every command is defined (`python -m phenomon.cli score`)
+    raise SystemExit(main())

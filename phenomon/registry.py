@@ -133,8 +133,10 @@ class Phenomenon:
 
 _REGISTRY: dict[str, Phenomenon] = {}
 
-# keys the monitor binds itself (app, runs and compare screens): a toggle may not take one of them
-RESERVED_KEYS = frozenset("q?snkvSrcptxlga[]") | {"space", "enter", "escape", "left", "right"}
+# Keys the monitor binds itself (the app and every screen): a toggle may not take one of them. The registry may not
+# import textual, so this is a copy; tests/test_registry.py checks it equals every BINDINGS key of the app and screens.
+RESERVED_KEYS = frozenset("q?snkvSrcptxlga[]") | {"space", "enter", "escape", "left", "right", "shift+left",
+                                                  "shift+right"}
 
 
 def check_toggle_keys(ph: "Phenomenon") -> None:
@@ -147,6 +149,7 @@ def check_toggle_keys(ph: "Phenomenon") -> None:
 
 
 def register(ph: Phenomenon) -> Phenomenon:
+    check_toggle_keys(ph)  # a clash would silently shadow a toggle in the monitor: fail at import instead
     _REGISTRY[ph.name] = ph
     return ph
 

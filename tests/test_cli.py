@@ -3,27 +3,35 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 
 from phenomon import store
 from phenomon.cli import main
 
-from .conftest import TINY, phenomon
+from .conftest import PHENOMENON_NAMES, REPO, SIGNAL_NAMES, TINY, phenomon
 
 
 def test_help_and_phenomena_listing(capsys):
     assert main(["phenomena"]) == 0
     out = capsys.readouterr().out
     assert "grokking" in out and "toggle [w] weight_decay" in out and "no grokking" in out
+    assert main(["signals"]) == 0
+    out = capsys.readouterr().out
+    assert "prime_count: ad hoc (the position paper's deliberately absurd counterexample)" in out, "the theory"
+    assert "  Top Hessian eigenvalue of the probe loss" in out, "the description"
+    assert "applies to grokking; cheap" in out
     proc = phenomon("--help")
     assert proc.returncode == 0 and "phenomena" in proc.stdout and "run" in proc.stdout
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["run", "grok"], "unknown phenomenon 'grok'; valid: double_descent, grokking"),
+    (["run", "grok"], f"unknown phenomenon 'grok'; valid: {PHENOMENON_NAMES}"),
     (["run", "grokking", "--toggle", "nope"], "unknown toggle 'nope'"),
-    (["run", "grokking", "--set", "bogus=1"], "unknown key 'bogus'; valid keys:"),
+    (["run", "grokking", "--set", "bogus=1"], "unknown key 'bogus'; valid keys: model, p, op, train_fraction, lr, "
+     "weight_decay, beta1, beta2, init_scale, d_embed, hidden, d_model, n_heads, d_mlp, max_steps, eval_every, seed"),
     (["run", "grokking", "--set", "p=100"], "p must be prime"),
     (["run", "grokking", "--set", "train_fraction=1.5"], "train_fraction must be in (0, 1)"),
     (["run", "grokking", "--set", "weight_decay=-0.1"], "weight_decay must be >= 0"),
@@ -31,12 +39,14 @@ def test_help_and_phenomena_listing(capsys):
     (["run", "grokking", "--seed", "x"], "invalid int value"),
     (["run", "grokking", "--accelerator", "tpu"], "invalid choice"),
     (["frobnicate"], "invalid choice"),
-    (["run", "grokking", "--signals", "astrology"], "unknown signal(s) astrology; valid:"),
+    (["run", "grokking", "--signals", "astrology"], f"unknown signal(s) astrology; valid: {SIGNAL_NAMES}"),
 ])
 def test_usage_errors_are_one_line_exit_2(argv, message, capsys, runs):
     assert main([*argv, "--runs", str(runs)] if argv[0] == "run" else argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err
+    if "; valid" in message:
+        assert err.endswith(message), "the whole list of valid names"
     assert len(err.splitlines()) == 1 and "Traceback" not in err
     assert not runs.exists(), "a rejected command creates nothing"
 
@@ -99,3 +109,17 @@ def test_ls_warns_about_a_corrupt_run_and_lists_the_rest(runs, capsys):
     cap = capsys.readouterr()
     assert "ok" in cap.out and "corrupt run.json" in cap.err
     assert (runs / "broken" / "run.json").read_text() == "{not json", "nothing is touched"
+
+
+@pytest.mark.parametrize("module", ["phenomon", "phenomon.cli"])
+def test_score_runs_as_a_module(module, runs):
+    """`python -m phenomon.cli` once met a command table cut short by its own `__main__` guard (KeyError: 'score')."""
+    from .test_scorecard import _write
+
+    runs.mkdir()
+    _write(runs, "base0", [], 0, jump_at=600)
+    proc = subprocess.run([sys.executable, "-m", module, "score", "--runs", str(runs)], capture_output=True,
+                          text=True, timeout=120, cwd=REPO)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    rows = [line.split()[0] for line in proc.stdout.splitlines()[1:] if line and not line.startswith("tracking")]
+    assert rows == ["weight_norm"], "the main rows only: the planted proxy, leader and noise are variants"

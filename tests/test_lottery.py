@@ -336,14 +336,6 @@ def test_run_verdict_on_hand_made_frames():
     assert LT.criterion(pl.DataFrame(), cfg).effect is None
 
 
-def test_lottery_training_side_never_imports_textual_or_tui():
-    from tests.test_hygiene import _modules_after
-
-    mods = _modules_after("import phenomon.models.lottery, phenomon.datamodules.mnist1d, phenomon.callbacks.pruning, "
-                          "phenomon.phenomena.lottery_ticket, phenomon.experiment")
-    assert not {m for m in mods if m.split(".")[0] == "textual" or m.startswith("phenomon.tui")}
-
-
 @pytest.mark.slow
 def test_default_experiment_finds_a_winning_ticket(runs):
     """The default experiment (ticket, reinit, random_prune × 3 seeds, parallel): the group criterion holds."""

@@ -7,19 +7,23 @@ import pytest
 from phenomon import registry
 from phenomon.config import UsageError
 
+from .conftest import PHENOMENON_NAMES
+
 
 def test_unknown_phenomenon_lists_valid_names():
-    with pytest.raises(UsageError, match=r"unknown phenomenon 'grok'; valid: .*grokking"):
+    with pytest.raises(UsageError, match=rf"unknown phenomenon 'grok'; valid: {PHENOMENON_NAMES}$"):
         registry.get("grok")
 
 
 def test_unknown_toggle_and_key_list_valid_ones():
     ph = registry.get("grokking")
-    with pytest.raises(UsageError, match=r"unknown toggle 'wd'.*valid: weight_decay, train_fraction, init_scale"):
+    with pytest.raises(UsageError, match=r"unknown toggle 'wd'.*valid: weight_decay, train_fraction, init_scale$"):
         ph.resolve(toggles=["wd"])
-    with pytest.raises(UsageError, match=r"unknown key 'lrate'; valid keys: model, p, op"):
+    with pytest.raises(UsageError, match=r"unknown key 'lrate'; valid keys: model, p, op, train_fraction, lr, "
+                                         r"weight_decay, beta1, beta2, init_scale, d_embed, hidden, d_model, n_heads, "
+                                         r"d_mlp, max_steps, eval_every, seed$"):
         ph.resolve(sets=["lrate=1"])
-    with pytest.raises(UsageError, match=r"unknown preset 'fast'.*valid: transformer, nanda"):
+    with pytest.raises(UsageError, match=r"unknown preset 'fast'.*valid: transformer, nanda$"):
         ph.resolve(preset="fast")
 
 
@@ -66,3 +70,36 @@ def test_toggle_keys_never_clash_with_the_monitor_or_each_other():
                               criterion=lambda f, c: None, execute=lambda c, x: None)
     with pytest.raises(ValueError, match=r"toggle keys \['q', 'w'\]"):
         registry.check_toggle_keys(bad)
+
+
+def test_register_refuses_a_toggle_key_the_monitor_binds():
+    bad = registry.Phenomenon("bad", "", registry.get("grokking").config_cls, (registry.Toggle("a", "S", {}, ""),),
+                              criterion=lambda f, c: None, execute=lambda c, x: None)
+    with pytest.raises(ValueError, match=r"toggle keys \['S'\]"):
+        registry.register(bad)
+    assert "bad" not in registry.names()
+
+
+def test_reserved_keys_are_exactly_the_monitors_bindings():
+    """RESERVED_KEYS is a copy (the registry imports no textual): it must equal every key bound by the app and by
+    every screen, so a toggle can neither shadow a monitor key nor be refused for a key nothing binds."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    from textual.binding import BindingsMap
+    from textual.keys import _character_to_key
+    from textual.screen import Screen
+
+    import phenomon.tui.screens
+    from phenomon.tui.app import PhenomonApp
+
+    owners = [PhenomonApp]
+    for m in pkgutil.iter_modules(phenomon.tui.screens.__path__, "phenomon.tui.screens."):
+        mod = importlib.import_module(m.name)
+        owners += [c for _, c in inspect.getmembers(mod, inspect.isclass)
+                   if issubclass(c, Screen) and c.__module__ == mod.__name__ and "BINDINGS" in vars(c)]
+    assert {c.__name__ for c in owners} >= {"PhenomonApp", "RunsScreen", "CompareScreen", "ScorecardScreen"}
+    bound = {k for c in owners for k in BindingsMap(c.BINDINGS).key_to_bindings}
+    reserved = {_character_to_key(k) if len(k) == 1 else k for k in registry.RESERVED_KEYS}
+    assert reserved == bound, f"only reserved: {sorted(reserved - bound)}; only bound: {sorted(bound - reserved)}"

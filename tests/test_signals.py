@@ -12,6 +12,8 @@ from torch import nn
 from phenomon.callbacks import signals as S
 from phenomon.callbacks.signal_callback import SignalCallback
 
+from .conftest import SIGNAL_NAMES
+
 
 class Fixed(nn.Module):
     def __init__(self, *tensors):
@@ -123,8 +125,22 @@ def test_effective_parameters_of_least_squares():
     assert S.effective_parameters(X, X, 100.0) < 10.0
 
 
+def test_every_shown_row_and_default_name_is_a_registered_signal():
+    """The catalog (torch-free names) and the signals (code) cannot drift apart: a row `signal/<name>[/<part>]` is
+    written by the signal `<name>`, and every default signal exists."""
+    from phenomon.catalog import MAIN_SIGNALS
+
+    def produced(row: str) -> bool:
+        name = row.removeprefix("signal/")
+        return any(name == s or name.startswith(f"{s}/") for s in S.SIGNALS)
+
+    rows = [r for r in MAIN_SIGNALS if r.startswith("signal/")]
+    assert rows and [r for r in rows if not produced(r)] == []
+    assert set(S.DEFAULT) <= set(S.SIGNALS)
+
+
 def test_callback_rejects_unknown_signals_and_bad_schedules():
-    with pytest.raises(ValueError, match="unknown signal.*valid:"):
+    with pytest.raises(ValueError, match=rf"unknown signal\(s\) astrology; valid: {SIGNAL_NAMES}$"):
         SignalCallback(["weight_norm", "astrology"])
     with pytest.raises(ValueError, match="positive integers"):
         SignalCallback(["weight_norm"], every={"cheap": 0})

@@ -15,6 +15,7 @@ from phenomon.tui.app import PhenomonApp
 from phenomon.tui.screens.compare import CompareScreen
 from phenomon.tui.screens.confirm import ConfirmScreen
 from phenomon.tui.screens.detail import DetailScreen
+from phenomon.tui.screens.help import HelpScreen
 from phenomon.tui.screens.small import TooSmallScreen
 from phenomon.tui.widgets.chart import LineChart
 
@@ -44,11 +45,11 @@ class FakeLauncher:
 
 
 async def until(pilot, cond, timeout: float = 8.0) -> None:
+    """Wait as a user does: the app's own watcher polls the store (every 0.1 s in these tests)."""
     end = time.monotonic() + timeout
     while not cond():
         if time.monotonic() > end:
             raise AssertionError("condition not met in time")
-        pilot.app.poll_now()
         await pilot.pause(0.05)
 
 
@@ -215,23 +216,77 @@ async def test_quit_leaves_started_runs_running_and_says_so(runs):
     assert "left 1 run(s) started here running" in app.return_value
 
 
-async def test_screens_render_at_fixed_size(prepared):
-    """Snapshot-style: the main screens at 160×48 contain what a user must see."""
+def _stacked(screen) -> list[str]:
+    """The screen's children top to bottom, asserting they tile it: full width, each starting where the last ended."""
+    kids = list(screen.children)
+    assert all(w.region.width == SIZE[0] for w in kids if w.display)
+    assert [w.region.y for w in kids] == [0] + [w.region.bottom for w in kids[:-1]]
+    assert kids[-1].region.bottom == SIZE[1]
+    return [w.id or type(w).__name__ for w in kids]
+
+
+async def test_screens_layout_at_fixed_size(prepared):
+    """Snapshot of structure at 160×48: the runs table's columns and rows, the widgets tiling each screen, the compare
+    screen's 2×2 grid over the signal panel, the toggles bar's lines and the help screen's key tables."""
     root, ids = prepared
     app = app_for(root, launch_fn=FakeLauncher())
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: app.screen.query_one(DataTable).row_count == 6)
-        svg = app.export_screenshot().replace("&#160;", " ")
-        for text in ("finished", "failed", "dead", "RuntimeError: boom", "weight_decay", "○ off"):
-            assert text in svg, text
+        await pilot.pause(0.1)
+        table = app.screen.query_one(DataTable)
+        assert [str(c.label) for c in table.columns.values()] == [
+            " ", "run", "phenomenon", "toggles", "seed", "status", "progress", "metrics", "verdict / error"]
+        rows = {r[1]: r for r in ([str(c) for c in table.get_row_at(i)] for i in range(table.row_count))}
+        assert list(rows) == [r.id for r in app.snapshot.runs], "in the store's order"
+        full, done = "██████████ 100%", "grokked: test ≥95% at step 210"
+        expected = {
+            "base": [" ", ids["base"], "grokking", "baseline", "0", "finished", full, "train/acc 1.000  test/acc 1.000",
+                     done],
+            "base1": [" ", ids["base1"], "grokking", "baseline", "1", "finished", full,
+                      "train/acc 1.000  test/acc 1.000", done],
+            "wd": [" ", ids["wd"], "grokking", "weight_decay", "0", "finished", full, "train/acc 1.000  test/acc 0.010",
+                   done],
+            "failed": [" ", ids["failed"], "grokking", "init_scale", "0", "failed", full,
+                       "train/acc 0.500  test/acc 0.002", "RuntimeError: boom"],
+            "live": [" ", ids["live"], "grokking", "train_fraction", "3", "running", full,
+                     "train/acc 1.000  test/acc 0.924", ""],
+        }
+        for key, row in expected.items():
+            assert rows[ids[key]] == row, key
+        assert rows[ids["dead"]][:8] == [" ", ids["dead"], "grokking", "train_fraction", "0", "dead", full,
+                                         "train/acc 1.000  test/acc 0.076"]
+        assert "is gone" in rows[ids["dead"]][8]
+        assert _stacked(app.screen) == ["runs-status", "runs-table", "toggles", "Footer"]
+        bar = app.screen.query_one("#toggles")
+        head, *toggles = str(bar.render()).splitlines()
+        # the cursor's run is in focus: the first row, the baseline
+        assert head == f"grokking  focus: baseline, seed 0 — run {ids['base']} (finished)"
+        assert [t.split()[:4] for t in toggles] == [["w", "weight_decay", "○", "off"],
+                                                   ["f", "train_fraction", "○", "off"], ["i", "init_scale", "○", "off"]]
+        assert bar.region.height == 1 + 4, "its top border and four lines"
+
         await pilot.press("c")
         chart = app.screen.query_one("#chart-test-acc", LineChart)
         await until(pilot, lambda: len(chart.series) >= 2)
         await pilot.pause(0.1)
-        svg = app.export_screenshot().replace("&#160;", " ")
-        for text in ("train/acc", "test/loss", "baseline (2 seeds)", "10²", "comparing"):
-            assert text in svg, text
+        assert _stacked(app.screen) == ["compare-status", "charts", "chart-signal", "toggles", "Footer"]
+        assert str(app.screen.query_one("#compare-status", Static).render()).startswith("comparing 3 run(s) · group ")
+        grid = {w.title: w.region for w in app.screen.query_one("#charts").children}
+        assert list(grid) == ["train/acc", "test/acc", "train/loss", "test/loss"]
+        assert grid["train/acc"].y == grid["test/acc"].y < grid["train/loss"].y == grid["test/loss"].y, "two rows"
+        assert grid["train/acc"].x == grid["train/loss"].x < grid["test/acc"].x == grid["test/loss"].x, "two columns"
+        assert len({(r.width, r.height) for r in grid.values()}) <= 2 and min(r.height for r in grid.values()) >= 6
+        for w in app.screen.query(LineChart):
+            assert [s.label for s in w.series] == ["baseline (2 seeds)", "weight_decay"], w.title
+        assert app.screen.query_one("#chart-signal", LineChart).title == "weight_norm"
+        svg = app.export_screenshot()
         assert any(0x2801 <= ord(ch) <= 0x28FF for ch in svg), "braille curves drawn"
+
         await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        keys = {title: [(b.key, b.description) for b in bs] for title, bs in app.screen.sections}
+        assert [k for k, _ in keys["this screen"]] == [b.key for b in CompareScreen.BINDINGS]
+        assert [k for k, _ in keys["everywhere"]] == [b.key for b in PhenomonApp.BINDINGS] + ["w", "f", "i"]
+        assert keys["everywhere"][-3][1].startswith("toggle weight_decay")
         svg = app.export_screenshot().replace("&#160;", " ")
-        assert "toggle weight_decay" in svg and "More smoothing" in svg
+        assert "toggle weight_decay" in svg and "More smoothing" in svg, "the key tables are on screen"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -61,7 +60,6 @@ class PhenomonApp(App[str | None]):
         self.compare_ids: tuple[str, ...] = ()
         self.follow_group: str | None = None
         self.selected: frozenset[str] = frozenset()
-        self._wake = threading.Event()
         self._demo_done = False
         self._joining: set[str] = set()  # config hashes started here: their runs join the comparison
 
@@ -89,11 +87,7 @@ class PhenomonApp(App[str | None]):
                 snap = Snapshot(self.root, error=f"watcher: {e.__class__.__name__}: {e}", taken=time.monotonic())
             if snap is not None:
                 self.post_message(StoreChanged(snap))
-            self._wake.wait(max(0.0, self.poll_s - (time.monotonic() - t)))
-            self._wake.clear()
-
-    def poll_now(self) -> None:
-        self._wake.set()
+            time.sleep(max(0.0, self.poll_s - (time.monotonic() - t)))
 
     @on(StoreChanged)
     def _store_changed(self, event: StoreChanged) -> None:
