@@ -11,15 +11,7 @@ from torch.utils.data import DataLoader, IterableDataset
 OPS = ("+", "-", "*", "/")
 
 
-def is_prime(n: int) -> bool:
-    if n < 2:
-        return False
-    i = 2
-    while i * i <= n:
-        if n % i == 0:
-            return False
-        i += 1
-    return True
+from phenomon.datamodules.primes import is_prime  # noqa: E402,F401  (torch-free: configs validate with it)
 
 
 def modular_table(p: int, op: str) -> tuple[torch.Tensor, torch.Tensor]:

@@ -117,9 +117,11 @@ def test_score_runs_as_a_module(module, runs):
     from .test_scorecard import _write
 
     runs.mkdir()
-    _write(runs, "base0", [], 0, jump_at=600)
+    _write(runs, "base0", [], 0)
     proc = subprocess.run([sys.executable, "-m", module, "score", "--runs", str(runs)], capture_output=True,
                           text=True, timeout=120, cwd=REPO)
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
-    rows = [line.split()[0] for line in proc.stdout.splitlines()[1:] if line and not line.startswith("tracking")]
-    assert rows == ["weight_norm"], "the main rows only: the planted proxy, leader and noise are variants"
+    table = proc.stdout.split("\n\n")[0].splitlines()[1:]
+    rows = sorted(line.split()[0] for line in table)
+    assert rows == ["null/random_walk", "null/step", "signal/weight_norm"], \
+        "the main rows and the nulls only: the planted cause, proxy and noise are not main signals"

@@ -79,3 +79,26 @@ def test_nothing_outside_the_monitor_imports_it():
     assert set(under(mods, "phenomon.models", "phenomon.datamodules", "phenomon.callbacks")) < set(rest)
     [culprits] = _culprits((rest, TUI))
     assert culprits == {}, f"imports the monitor: {culprits}"
+
+
+RESOLVE_ALL = """
+import sys
+from phenomon import registry
+for name in registry.names():
+    ph = registry.get(name)
+    ph.resolve()
+    for preset in ph.presets:
+        ph.resolve(preset)
+    for t in ph.toggles:
+        ph.resolve(toggles=[t.name])
+    ph.group_of(ph.resolve())
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "pytorch_lightning", "lightning")))
+"""
+
+
+def test_validating_a_launch_never_imports_torch():
+    """The monitor resolves (validates) a config on the UI thread before it launches: that must not pull in torch
+    (seconds and hundreds of MiB on the UI thread)."""
+    out = subprocess.run([sys.executable, "-c", RESOLVE_ALL], capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

@@ -34,7 +34,7 @@ class GrokkingConfig:
     seed: int = 0
 
     def validate(self) -> None:
-        from phenomon.datamodules.modular import is_prime
+        from phenomon.datamodules.primes import is_prime
 
         if not is_prime(self.p):
             raise ValueError(f"p must be prime, got {self.p}")

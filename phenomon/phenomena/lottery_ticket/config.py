@@ -46,7 +46,7 @@ class LotteryConfig:
 
     def rounds(self) -> int:
         """Pruning rounds after the dense one: the first that leaves at most `target_remaining` of the weights."""
-        from phenomon.models.lottery import remaining_after
+        from phenomon.models.schedule import remaining_after
 
         if self.masks_from:
             return 1
