@@ -14,16 +14,6 @@ SHOWN_SIGNALS = ("signal/weight_norm", "signal/prime_count", "signal/prime_count
                  "signal/softmax_collapse", "signal/grad_norm/snr", "signal/sparsity")
 
 
-def _label(r: store.RunInfo) -> str:
-    return ",".join(r.manifest.get("toggles") or []) or "baseline"
-
-
-def _mean_band(frames: list[pl.DataFrame], col: str) -> pl.DataFrame:
-    df = pl.concat([f.select("step", col) for f in frames if col in f.columns])
-    return df.group_by("step").agg(pl.col(col).mean().alias("mean"), pl.col(col).min().alias("lo"),
-                                   pl.col(col).max().alias("hi")).sort("step")
-
-
 def write_report(root: Path, group: str | None, out: Path) -> list[Path]:
     import matplotlib
 
@@ -47,7 +37,7 @@ def write_report(root: Path, group: str | None, out: Path) -> list[Path]:
     on_steps = [r for r in runs if scorecard._unit_of(r.phenomenon).x_axis == "step"]
     by_label: dict[tuple[str, str], list[pl.DataFrame]] = {}
     for r in on_steps:
-        by_label.setdefault((r.phenomenon, _label(r)), []).append(
+        by_label.setdefault((r.phenomenon, store.label_of(r.manifest)), []).append(
             store.wide(store.read_metrics(r.dir, problems=problems)))
     written = []
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -69,7 +59,8 @@ def write_report(root: Path, group: str | None, out: Path) -> list[Path]:
                     col = f"{stage}/{split}"
                     if not any(col in f.columns for f in fs):
                         continue
-                    b = _mean_band(fs, col).filter(pl.col("step") > 0)
+                    b = store.mean_band(pl.concat([f.select("step", col) for f in fs if col in f.columns]), "step",
+                                        col).filter(pl.col("step") > 0).collect()
                     ax.plot(b["step"], b["mean"], ls, color=color, label=f"{label} {stage}")
                     if len(fs) > 1:
                         ax.fill_between(b["step"], b["lo"], b["hi"], color=color, alpha=0.2)
@@ -121,7 +112,7 @@ def write_report(root: Path, group: str | None, out: Path) -> list[Path]:
           "| run | phenomenon | toggles | seed | status | verdict |", "|---|---|---|---|---|---|"]
     for r in runs:
         m = r.manifest
-        md.append(f"| {r.id} | {r.phenomenon} | {_label(r)} | {m.get('seed')} | {r.state} | {m.get('verdict') or ''} |")
+        md.append(f"| {r.id} | {r.phenomenon} | {store.label_of(m)} | {m.get('seed')} | {r.state} | {m.get('verdict') or ''} |")
     if table.height:
         t = table.filter(pl.col("phenomenon") == "(all)") if table["phenomenon"].n_unique() > 2 else \
             table.filter(pl.col("phenomenon") != "(all)")
@@ -154,18 +145,13 @@ def _axis_figures(ph: str, axis: str, pts: pl.DataFrame, out: Path, colors, plt)
     """Outcome and signals against a sweep field or the pruning round: mean over seeds, min-max band."""
     if pts.height == 0:
         return []
-    label = pl.when(pl.col("toggles") == "").then(pl.lit("baseline")).otherwise(pl.col("toggles")).alias("label")
-    pts = pts.with_columns(label)
+    pts = pts.with_columns(store.toggles_label_expr("toggles"))
     labels = sorted(pts["label"].unique().to_list())
     xlabel = "pruning round" if axis.startswith("metric:") else axis.split(":", 1)[1]
 
-    def band(df: pl.DataFrame, col: str) -> pl.DataFrame:
-        return df.group_by("x").agg(pl.col(col).mean().alias("mean"), pl.col(col).min().alias("lo"),
-                                    pl.col(col).max().alias("hi")).sort("x")
-
     def draw(ax, df: pl.DataFrame, col: str) -> None:
         for i, lab in enumerate(labels):
-            b = band(df.filter(pl.col("label") == lab), col)
+            b = store.mean_band(df.filter(pl.col("label") == lab), "x", col).collect()
             if b.height:
                 ax.plot(b["x"], b["mean"], "o-", ms=3, color=colors[i % len(colors)], label=lab)
                 ax.fill_between(b["x"], b["lo"], b["hi"], color=colors[i % len(colors)], alpha=0.2)
@@ -206,7 +192,7 @@ def _axis_figures(ph: str, axis: str, pts: pl.DataFrame, out: Path, colors, plt)
 
 
 def scorecard_markdown(t: pl.DataFrame) -> str:
-    f = lambda v, fmt="{:+.2f}": "–" if v is None or v != v else fmt.format(v)  # noqa: E731
+    f = store.fmt_value
     lines = ["| signal | phenomenon | tracking ρ | lead | partial ρ given norm | min \\|partial\\| given magnitude | "
              "generality | intervention | nulls | verdict |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in t.iter_rows(named=True):
