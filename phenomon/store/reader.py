@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import polars as pl
 
@@ -13,11 +13,12 @@ from phenomon.store import segments
 from phenomon.store.segments import Segment, StoreWarning, cover, empty_rows, list_segments
 
 
-def _read_chain(chain: Iterable[Segment], start: int, problems: list[str]) -> tuple[list, int]:
+def _read_chain(chain: Iterable[Segment], start: int, problems: list[str],
+                columns: Sequence[str] | None) -> tuple[list, int]:
     frames, pos = [], start
     for a, b, p in chain:
         try:
-            df = segments.read_segment(p)  # looked up on the module: tests count the files read
+            df = segments.read_segment(p, columns)  # looked up on the module: tests count the files read
         except FileNotFoundError:
             raise  # merged away under us: the caller re-lists
         except Exception as e:  # noqa: BLE001 - corrupt file: report, skip its rows, keep the rest
@@ -33,12 +34,16 @@ def _read_chain(chain: Iterable[Segment], start: int, problems: list[str]) -> tu
     return frames, pos
 
 
-def read_rows(run_dir: Path, start: int = 0, *, problems: list[str] | None = None) -> tuple[pl.DataFrame, int]:
-    """Rows with sequence number >= start, and the sequence number to resume from."""
+def read_rows(run_dir: Path, start: int = 0, *, problems: list[str] | None = None,
+              columns: Sequence[str] | None = None) -> tuple[pl.DataFrame, int]:
+    """Rows with sequence number >= start (only `columns` of them if given), and the sequence number to resume from.
+
+    Problems (a corrupt or short segment, skipped) go to `problems`, or are warned about when it is None.
+    """
     probs: list[str] = []
     for _ in range(5):
         try:
-            frames, pos = _read_chain(cover(list_segments(run_dir), start), start, probs)
+            frames, pos = _read_chain(cover(list_segments(run_dir), start), start, probs, columns)
             break
         except FileNotFoundError:
             probs.clear()
@@ -50,13 +55,14 @@ def read_rows(run_dir: Path, start: int = 0, *, problems: list[str] | None = Non
             warnings.warn(msg, StoreWarning, stacklevel=2)
         else:
             problems.append(msg)
-    df = pl.concat(frames) if frames else empty_rows()
+    df = pl.concat(frames) if frames else empty_rows(columns)
     return df, max(pos, start)
 
 
-def read_metrics(run_dir: Path, *, problems: list[str] | None = None) -> pl.DataFrame:
-    """All rows of one run as a tidy frame."""
-    return read_rows(run_dir, 0, problems=problems)[0]
+def read_metrics(run_dir: Path, *, problems: list[str] | None = None,
+                 columns: Sequence[str] | None = None) -> pl.DataFrame:
+    """All rows of one run as a tidy frame (only `columns` of it if given: e.g. step, name, value, round)."""
+    return read_rows(run_dir, 0, problems=problems, columns=columns)[0]
 
 
 def wide(rows: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:

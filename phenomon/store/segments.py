@@ -13,7 +13,7 @@ import re
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import polars as pl
 
@@ -106,10 +106,12 @@ def cover(segs: list[Segment], start: int) -> list[Segment]:
         pos = best[1]
 
 
-def empty_rows() -> pl.DataFrame:
-    return pl.DataFrame(schema=ROW_SCHEMA)
+def empty_rows(columns: Sequence[str] | None = None) -> pl.DataFrame:
+    return pl.DataFrame(schema={c: ROW_SCHEMA[c] for c in (columns or ROW_SCHEMA)})
 
 
-def read_segment(path: Path) -> pl.DataFrame:
-    return pl.read_parquet(path).select([pl.col(c).cast(t) for c, t in ROW_SCHEMA.items()])
+def read_segment(path: Path, columns: Sequence[str] | None = None) -> pl.DataFrame:
+    """A segment's rows, all columns or only `columns` (Parquet reads just those), cast to the row schema."""
+    cols = list(columns or ROW_SCHEMA)
+    return pl.read_parquet(path, columns=cols).select([pl.col(c).cast(ROW_SCHEMA[c]) for c in cols])
 
