@@ -31,7 +31,7 @@ def tables(root: Path) -> dict:
                                       for r in members]})
         f = experiment.group_frame(members, axis="width").join(secs, on="run")
         t = (f.filter(pl.col("final/test_error").is_not_null())
-             .with_columns(pl.when(pl.col("toggles") == "").then(pl.lit("baseline")).otherwise("toggles").alias("v"))
+             .with_columns(store.toggles_label_expr("toggles").alias("v"))
              .group_by("v", "width").agg(
                  pl.col("final/test_error").mean().alias("test"), pl.col("final/test_error").std().alias("sd"),
                  pl.col("final/train_error").mean().alias("train"), pl.col("params").first(),

@@ -110,7 +110,7 @@ def main() -> None:
             res["streaming"].append(lightning(args, True, Path(tmp)))
             print(f"round {r + 1}/{args.rounds}: " + "  ".join(f"{k} {v[-1][0]:.2f}" for k, v in res.items()),
                   file=sys.stderr)
-        rows = store.read_many(store.list_runs(Path(tmp))).collect().height
+        rows = sum(store.read_metrics(r.dir).height for r in store.list_runs(Path(tmp)))
     med = {k: (statistics.median(a for a, _ in v), statistics.median(b for _, b in v)) for k, v in res.items()}
     print(f"grokking {args.model} p={args.p} frac={args.train_fraction}: {args.steps} steps, eval every "
           f"{args.eval_every}, {args.rounds} interleaved rounds, {args.threads} thread(s); {rows} rows streamed")

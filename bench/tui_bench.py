@@ -68,7 +68,7 @@ def build(root: Path, n_runs: int, rows: int) -> list[Path]:
     return dirs
 
 
-async def measure(root: Path, live: list[Path], extra: Path, windows: int) -> dict:
+async def measure(root: Path, live: list[Path], extra: Path, windows: int, n_runs: int) -> dict:
     from textual.widgets import DataTable
 
     from phenomon.tui.app import PhenomonApp
@@ -78,7 +78,7 @@ async def measure(root: Path, live: list[Path], extra: Path, windows: int) -> di
     app = PhenomonApp(root)
     async with app.run_test(size=(160, 48)) as pilot:
         t0 = time.monotonic()
-        while app.snapshot is None or len(app.snapshot.runs) < len(live) + 17:
+        while app.snapshot is None or len(app.snapshot.runs) < n_runs:
             await pilot.pause(0.1)
         out["first_load_s"] = [time.monotonic() - t0]
         table = app.screen.query_one(DataTable)
@@ -134,7 +134,7 @@ def main() -> int:
     repo = str(Path(__file__).resolve().parents[1])
     writers = [subprocess.Popen([sys.executable, "-c", WRITER.format(repo=repo, d=str(d))]) for d in dirs[: a.live]]
     try:
-        res = asyncio.run(measure(root, dirs[: a.live], extra, a.windows))
+        res = asyncio.run(measure(root, dirs[: a.live], extra, a.windows, a.runs + 1))
     finally:
         for w in writers:
             w.terminate()

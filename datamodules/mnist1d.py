@@ -6,8 +6,6 @@ Nothing is downloaded: `mnist1d.data.get_dataset()` would try the network, so th
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import random
 from pathlib import Path
@@ -17,6 +15,8 @@ import numpy as np
 import pytorch_lightning as L
 import torch
 from torch.utils.data import DataLoader, IterableDataset
+
+from phenomon import store
 
 NUM_CLASSES = 10
 
@@ -39,7 +39,7 @@ def generate(num_samples: int, seed: int = 42, **overrides) -> tuple[np.ndarray,
             raise ValueError(f"unknown mnist1d argument {k!r}")
         setattr(args, k, v)
     key = {k: v for k, v in sorted(vars(args).items()) if k != "url"}
-    path = cache_dir() / f"{hashlib.sha256(json.dumps(key, default=str).encode()).hexdigest()[:16]}.npz"
+    path = cache_dir() / f"{store.config_id(key, n=16)}.npz"  # the same names as before: old caches still hit
     try:
         with np.load(path, allow_pickle=False) as z:
             return z["x"], z["y"]
@@ -48,9 +48,8 @@ def generate(num_samples: int, seed: int = 42, **overrides) -> tuple[np.ndarray,
     x, y = _make(args)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}-{os.getpid()}.tmp.npz")
-        np.savez(tmp, x=x, y=y)
-        os.replace(tmp, path)
+        with store.atomic_path(path) as tmp:  # keeps the .npz suffix np.savez would otherwise append
+            np.savez(tmp, x=x, y=y)
     except OSError:
         pass  # a read-only home only costs regeneration time
     return x, y

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import typing
 from typing import Any
+
+from phenomon.store.queries import config_id
 
 
 class UsageError(Exception):
@@ -92,4 +92,5 @@ def diff(base, cfg) -> dict[str, Any]:
 
 
 def config_hash(obj: Any, n: int = 8) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:n]
+    """The one configuration identity, `phenomon.store.config_id`; kept for callers not yet moved to it."""
+    return config_id(obj, n=n)

@@ -13,16 +13,6 @@ from phenomon.config import UsageError
 SHOWN_SIGNALS = tuple(s for s in catalog.MAIN_SIGNALS if s not in catalog.NULLS)
 
 
-def _label(r: store.RunInfo) -> str:
-    return ",".join(r.manifest.get("toggles") or []) or "baseline"
-
-
-def _mean_band(frames: list[pl.DataFrame], col: str) -> pl.DataFrame:
-    df = pl.concat([f.select("step", col) for f in frames if col in f.columns])
-    return df.group_by("step").agg(pl.col(col).mean().alias("mean"), pl.col(col).min().alias("lo"),
-                                   pl.col(col).max().alias("hi")).sort("step")
-
-
 def write_report(root: Path, group: str | None, out: Path) -> list[Path]:
     import matplotlib
 
@@ -46,7 +36,7 @@ def write_report(root: Path, group: str | None, out: Path) -> list[Path]:
     on_steps = [r for r in runs if isinstance(scorecard.unit_of(r.phenomenon).x_axis, Step)]
     by_label: dict[tuple[str, str], list[pl.DataFrame]] = {}
     for r in on_steps:
-        by_label.setdefault((r.phenomenon, _label(r)), []).append(
+        by_label.setdefault((r.phenomenon, store.label_of(r.manifest)), []).append(
             store.wide(store.read_metrics(r.dir, problems=problems)))
     written = []
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -68,7 +58,8 @@ def write_report(root: Path, group: str | None, out: Path) -> list[Path]:
                     col = f"{stage}/{split}"
                     if not any(col in f.columns for f in fs):
                         continue
-                    b = _mean_band(fs, col).filter(pl.col("step") > 0)
+                    b = store.mean_band(pl.concat([f.select("step", col) for f in fs if col in f.columns]), "step",
+                                        col).filter(pl.col("step") > 0).collect()
                     ax.plot(b["step"], b["mean"], ls, color=color, label=f"{label} {stage}")
                     if len(fs) > 1:
                         ax.fill_between(b["step"], b["lo"], b["hi"], color=color, alpha=0.2)
@@ -120,7 +111,7 @@ def write_report(root: Path, group: str | None, out: Path) -> list[Path]:
           "| run | phenomenon | toggles | seed | status | verdict |", "|---|---|---|---|---|---|"]
     for r in runs:
         m = r.manifest
-        md.append(f"| {r.id} | {r.phenomenon} | {_label(r)} | {m.get('seed')} | {r.state} | {m.get('verdict') or ''} |")
+        md.append(f"| {r.id} | {r.phenomenon} | {store.label_of(m)} | {m.get('seed')} | {r.state} | {m.get('verdict') or ''} |")
     if table.height:
         phenomena = sorted(p for p in table["phenomenon"].unique().to_list() if p != "(all)")
         md += ["", "## Group verdicts", ""] + _group_verdicts(root, runs, problems)
@@ -151,18 +142,13 @@ def _axis_figures(ph: str, axis, pts: pl.DataFrame, out: Path, colors, plt) -> l
     """Outcome and signals against a sweep field or the pruning round: mean over seeds, min-max band."""
     if pts.height == 0:
         return []
-    label = pl.when(pl.col("toggles") == "").then(pl.lit("baseline")).otherwise(pl.col("toggles")).alias("label")
-    pts = pts.with_columns(label)
+    pts = pts.with_columns(store.toggles_label_expr("toggles"))
     labels = sorted(pts["label"].unique().to_list())
     xlabel = axis.label if isinstance(axis, ConfigField) else "pruning round"
 
-    def band(df: pl.DataFrame, col: str) -> pl.DataFrame:
-        return df.group_by("x").agg(pl.col(col).mean().alias("mean"), pl.col(col).min().alias("lo"),
-                                    pl.col(col).max().alias("hi")).sort("x")
-
     def draw(ax, df: pl.DataFrame, col: str) -> None:
         for i, lab in enumerate(labels):
-            b = band(df.filter(pl.col("label") == lab), col)
+            b = store.mean_band(df.filter(pl.col("label") == lab), "x", col).collect()
             if b.height:
                 ax.plot(b["x"], b["mean"], "o-", ms=3, color=colors[i % len(colors)], label=lab)
                 ax.fill_between(b["x"], b["lo"], b["hi"], color=colors[i % len(colors)], alpha=0.2)

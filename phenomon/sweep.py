@@ -34,8 +34,7 @@ class Child:
         m = self.info.manifest
         pr = m.get("progress") or {}
         s = m.get("summary") or {}
-        keys = _headline(self.spec.phenomenon) or [k for k in s if "/" in k][:4]
-        shown = "  ".join(f"{k} {s[k]:.3f}" for k in keys if k in s)
+        shown = store.headline(s, _headline(self.spec.phenomenon) or [k for k in s if "/" in k][:4])
         return f"  {self.label:<24} {self.info.state:<8} step {pr.get('step', 0):>6}/{pr.get('max_steps')}  {shown}"
 
 

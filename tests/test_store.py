@@ -51,7 +51,7 @@ def test_nonfinite_values_stored_as_null(runs):
 
 
 def test_incremental_reader_returns_each_row_once_across_merges(runs, monkeypatch):
-    monkeypatch.setattr(store, "MERGE_AT", 5)
+    monkeypatch.setattr(store.writer, "MERGE_AT", 5)
     w = _writer(runs)
     reader = store.IncrementalReader(runs / "r1")
     seen = []
@@ -79,7 +79,7 @@ def test_incremental_reader_does_not_reread_old_segments(runs, monkeypatch):
     assert reader.poll().height == 1
     read = []
     real = store.read_segment
-    monkeypatch.setattr(store, "read_segment", lambda p: read.append(p.name) or real(p))
+    monkeypatch.setattr(store.segments, "read_segment", lambda p, *a: read.append(p.name) or real(p, *a))
     assert reader.poll().height == 0
     assert read == []
     w.log({"x": 2.0}, step=2)
@@ -102,6 +102,9 @@ def test_corrupt_segment_is_reported_and_skipped(runs):
     assert len(problems) == 1 and "unreadable segment" in problems[0]
     with pytest.warns(store.StoreWarning):
         store.read_metrics(runs / "r1")
+    some = store.read_metrics(runs / "r1", problems=problems, columns=["step", "value"])
+    assert some.columns == ["step", "value"] and some["value"].to_list() == [0.0, 2.0], "a column subset, same care"
+    assert store.read_metrics(runs / "empty", columns=["name"]).columns == ["name"]
 
 
 def test_truncated_manifest_is_reported_and_other_runs_still_listed(runs):
@@ -127,8 +130,8 @@ def test_two_writers_at_once(runs):
             b.flush()
     a.close("finished")
     b.close("failed", error="RuntimeError: boom")
-    both = store.read_many(store.list_runs(runs)).collect()
-    assert both.group_by("run").len().sort("run")["len"].to_list() == [50, 50]
+    assert [store.read_metrics(r.dir)["value"].to_list() for r in store.list_runs(runs)] == [
+        [float(i) for i in range(50)], [float(-i) for i in range(50)]]
     assert store.run_info(runs / "b").manifest["error"] == "RuntimeError: boom"
     assert store.run_info(runs / "b").state == "failed"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from phenomon import registry, store
-from phenomon.config import config_hash, to_dict
+from phenomon.config import to_dict
 
 
 def gone_pid() -> int:
@@ -27,7 +27,7 @@ def make_run(root: Path, *, toggles=(), seed: int = 0, status: str = "finished",
     ph = registry.get("grokking")
     cfg = dataclasses.replace(ph.resolve(None, [], list(toggles)), seed=seed, **{"max_steps": steps, **(sets or {})})
     d = to_dict(cfg)
-    h = config_hash(d)
+    h = store.config_id(d)
     rid = f"grokking-{h}"
     m = store.new_manifest(rid, "grokking", config=d, config_hash=h, toggles=ph.toggles_on(cfg),
                            diff={}, group=ph.group_of(cfg), seed=seed,

@@ -1,32 +1,16 @@
-"""Pure pieces of the monitor: spike-keeping thinning, seed pooling, log ticks, the paired run's command."""
+"""Pure pieces of the monitor: seed pooling into chart series, log ticks, the paired run's command."""
 
 from __future__ import annotations
 
 import dataclasses
 
 import numpy as np
-import polars as pl
-from polars.testing import assert_frame_equal
 
 from phenomon import registry
 from tests.test_tui_fixtures import make_run
 from phenomon.tui import frames, launches
 from phenomon.tui.watcher import StoreWatcher
 from phenomon.tui.widgets.axes import fmt_log, log_ticks
-
-
-def test_thin_keeps_spikes_and_ends():
-    n = 100_000
-    df = pl.DataFrame({"step": np.arange(1, n + 1), "y": np.zeros(n)}).with_columns(
-        pl.when(pl.col("step") == 54_321).then(9.0).when(pl.col("step") == 77_777).then(-3.0)
-        .otherwise(pl.col("y")).alias("y"))
-    for log_x in (False, True):
-        t = frames.thin(df, "step", "y", 100, log_x=log_x)
-        assert t.height <= 4 * 101
-        assert t["y"].max() == 9.0 and t["y"].min() == -3.0
-        assert t["step"][0] == 1 and t["step"][-1] == n
-    small = df.head(50)
-    assert_frame_equal(frames.thin(small, "step", "y", 100), small)
 
 
 def test_seeds_pool_into_mean_and_band(runs):

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from phenomon import registry
-from phenomon.config import UsageError, config_hash, diff, from_dict, to_dict
+from phenomon import registry, store
+from phenomon.config import UsageError, diff, from_dict, to_dict
 from phenomon.launcher import RunSpec, launch
 from phenomon.registry import Phenomenon
 from phenomon.store import RunInfo
@@ -22,7 +22,8 @@ START_TIMEOUT_S = 120.0
 
 
 def chash(cfg) -> str:
-    return config_hash(to_dict(cfg))
+    """The config's identity as a manifest's `config_hash` records it (seed included)."""
+    return store.config_id(to_dict(cfg))
 
 
 def config_of(info: RunInfo):

@@ -13,6 +13,7 @@ from textual.widgets import Footer, Static
 
 from phenomon import registry
 from phenomon.config import UsageError
+from phenomon.store.axis import Axis, Step
 from phenomon.tui import frames
 from phenomon.tui.messages import Snapshot
 from phenomon.tui.widgets.chart import LineChart
@@ -70,16 +71,16 @@ class CompareScreen(Screen):
         self._update()
 
     # series -----------------------------------------------------------------------------------------
-    def _runs(self):
+    def _runs(self) -> tuple[dict, dict, Axis]:
         snap = self.snapshot
         if snap is None:
-            return {}, {}, "step"
+            return {}, {}, Step()
         runs = [r for r in snap.runs if r.id in self.run_ids]
         manifests = {r.id: r.manifest for r in runs}
-        x_axis = "step"
+        x_axis: Axis = Step()
         if runs:
             try:
-                x_axis = str(registry.get(runs[0].phenomenon).x_axis)
+                x_axis = registry.get(runs[0].phenomenon).x_axis
             except UsageError:
                 pass
         return {r.id: snap.frames[r.id] for r in runs if r.id in snap.frames}, manifests, x_axis
@@ -117,13 +118,13 @@ class CompareScreen(Screen):
             charts[sig] = self.query_one("#chart-signal", LineChart)
         self.query_one("#chart-signal").display = sig is not None
         for name, chart in charts.items():
-            if x_axis == "step":
+            if isinstance(x_axis, Step):
                 series = frames.step_series(fr, manifests, name, alpha=alpha, buckets=width, log_x=self.log_x,
                                             rows=dict(self.snapshot.rows), cache=cache)
             else:
                 series = frames.sweep_series(fr, manifests, name, x_axis)
             with chart.prevent(LineChart.CursorMoved):
-                chart.title = name if x_axis == "step" else f"{name} vs {x_axis.partition(':')[2]}"
+                chart.title = name if isinstance(x_axis, Step) else f"{name} vs {x_axis.label}"
                 chart.log_x = self.log_x
                 chart.series = tuple(series)
                 chart.empty_text = "no runs selected" if not manifests else f"no {name} rows yet"
@@ -136,7 +137,7 @@ class CompareScreen(Screen):
     def _status(self, manifests, x_axis) -> None:
         groups = sorted({m.get("group", "?") for m in manifests.values()})
         alpha = SMOOTHING[self.smoothing]
-        text = (f"comparing {len(manifests)} run(s) · group {', '.join(groups) or '-'} · x: {x_axis}"
+        text = (f"comparing {len(manifests)} run(s) · group {', '.join(groups) or '-'} · x: {x_axis.label}"
                 f"{' (log)' if self.log_x else ''} · smoothing EMA {alpha:g} ([ ]) · ←/→ cursor, click a chart")
         status = self.query_one("#compare-status", Static)
         if status.content != text:  # an update re-lays out the whole screen: not on every snapshot

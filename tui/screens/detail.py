@@ -9,6 +9,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from phenomon import store
 from phenomon.store import RunInfo
 
 
@@ -22,7 +23,7 @@ def describe(info: RunInfo) -> str:
     pr = m.get("progress") or {}
     lines.append(f"progress {pr.get('step')}/{pr.get('max_steps')}   rows {m.get('rows', 0)}   pid {m.get('pid')} "
                  f"on {m.get('host')}")
-    lines.append(f"toggles {', '.join(m.get('toggles') or []) or '(baseline)'}")
+    lines.append(f"toggles {store.label_of(m)}")
     lines.append("config  " + "  ".join(f"{k}={v}{'*' if k in diff else ''}" for k, v in (m.get("config") or {}).items()))
     summ = m.get("summary") or {}
     if summ:

@@ -11,7 +11,7 @@ from textual.reactive import var
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from phenomon import registry
+from phenomon import registry, store
 from phenomon.config import UsageError
 from phenomon.store import RunInfo
 from phenomon.tui.messages import Snapshot
@@ -34,12 +34,11 @@ def progress_bar(m: dict, width: int = 10) -> Text:
 
 
 def headline(info: RunInfo) -> str:
-    s = info.manifest.get("summary") or {}
     try:
         keys = registry.get(info.phenomenon).headline
     except UsageError:
-        keys = tuple(sorted(s))[:2]
-    return "  ".join(f"{k.split('/')[0][:5]}/{k.split('/')[-1]} {s[k]:.3f}" for k in keys if k in s)
+        keys = ()
+    return store.headline(info.manifest.get("summary") or {}, keys, limit=2)
 
 
 def outcome(info: RunInfo) -> Text:
@@ -128,7 +127,7 @@ class RunsScreen(Screen):
 
     def _row(self, r: RunInfo) -> tuple:
         m = r.manifest
-        return ("●" if r.id in self.selected else " ", r.id, r.phenomenon, ",".join(m.get("toggles") or []) or "baseline",
+        return ("●" if r.id in self.selected else " ", r.id, r.phenomenon, store.label_of(m),
                 str(m.get("seed", "")), Text(r.state, style=STATE_STYLE.get(r.state, "")), progress_bar(m),
                 headline(r), outcome(r))
 

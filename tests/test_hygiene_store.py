@@ -1,0 +1,22 @@
+"""The run store is the bottom layer: importing it (every submodule) pulls in polars, not torch, textual or the app."""
+
+from __future__ import annotations
+
+import pkgutil
+
+import phenomon.store
+
+from .test_hygiene import _modules_after
+
+ALLOWED_APP = {"phenomon", "phenomon.config"}  # the store may use the config helpers; nothing else of the app
+
+
+def test_store_imports_neither_torch_textual_lightning_nor_the_app():
+    subs = sorted(f"phenomon.store.{m.name}" for m in pkgutil.iter_modules(phenomon.store.__path__))
+    assert {"phenomon.store.segments", "phenomon.store.writer", "phenomon.store.runs", "phenomon.store.reader",
+            "phenomon.store.queries", "phenomon.store.axis"} <= set(subs)
+    mods = _modules_after("import " + ", ".join(["phenomon.store", *subs]))
+    heavy = {m for m in mods if m.split(".")[0] in ("torch", "textual", "pytorch_lightning", "lightning", "rich")}
+    assert not heavy, f"the store imports {sorted(heavy)[:5]}"
+    app = {m for m in mods if m.startswith("phenomon") and not m.startswith("phenomon.store")} - ALLOWED_APP
+    assert not app, f"the store imports app modules above it: {sorted(app)}"
