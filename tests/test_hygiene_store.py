@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import pkgutil
+import subprocess
+import sys
 
 import phenomon.store
 
-from .test_hygiene import _modules_after
+from .conftest import REPO
+
+
+def _modules_after(imports: str) -> set[str]:
+    code = f"import sys; {imports}; print('\\n'.join(sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    return set(out.stdout.split())
 
 ALLOWED_APP = {"phenomon", "phenomon.config"}  # the store may use the config helpers; nothing else of the app
 

@@ -244,7 +244,7 @@ def test_saved_masks_can_be_trained_again(runs):
 def test_experiment_command_rejects_bad_input_before_starting_anything(runs, capsys):
     from phenomon.cli import main
 
-    for argv, msg in ((["experiment", "grokking"], "has no experiment"),
+    for argv, msg in ((["experiment", "grokking", "--variants", "baseline,nope"], "unknown variant 'nope'"),
                       (["experiment", "lottery_ticket", "--variants", "ticket,nope"], "unknown variant 'nope'"),
                       (["experiment", "lottery_ticket", "--seeds", "a"], "--seeds expects"),
                       (["experiment", "lottery_ticket", "--set", "prune_rate=2"], "prune_rate must be in")):
