@@ -58,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--runs", help="runs directory (default ./runs or $PHENOMON_RUNS)")
     t.add_argument("--demo", action="store_true", help="on an empty runs directory, start the grokking demo")
     _add_science_commands(sub)
+    _add_invariance_command(sub)
     return p
 
 
@@ -361,3 +362,29 @@ def cmd_hypothesis(args, argv) -> int:
 
 
 COMMANDS.update(score=cmd_score, report=cmd_report, hypothesis=cmd_hypothesis)
+
+
+# ------------------------------------------------------------------------------------------ invariance
+
+
+def _add_invariance_command(sub) -> None:
+    iv = sub.add_parser("invariance", help="do a finished run's signals move under function-preserving ReLU "
+                                           "rescalings of its saved weights? (writes invariance.json)")
+    iv.add_argument("run", help="run id, unique id prefix, or run directory")
+    iv.add_argument("--runs")
+
+
+def cmd_invariance(args, argv) -> int:
+    info = store.find_run(_root(args), args.run)
+    from phenomon import invariance  # torch: only for this command
+
+    try:
+        report = invariance.check_run(info.dir)
+    except (ValueError, KeyError, TypeError) as e:  # a config or model the check cannot rebuild: one line
+        raise UsageError(f"{info.id}: {e}") from None
+    print(f"run {info.id}")
+    print(invariance.table(report))
+    return 0
+
+
+COMMANDS.update(invariance=cmd_invariance)

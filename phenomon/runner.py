@@ -27,6 +27,7 @@ class RunOptions:
     extra_callbacks: list = field(default_factory=list)
     label: str = ""
     signals: tuple[str, ...] | None = None  # None: every registered signal that applies; (): none
+    invariance: bool = True  # save the final weights and check signals under ReLU rescalings (phenomon.invariance)
 
 
 class Killed(BaseException):
@@ -64,6 +65,8 @@ class RunContext:
 
     def __init__(self, ph: Phenomenon, cfg, writer: store.RunWriter | None, opts: RunOptions):
         self.ph, self.cfg, self.writer, self.opts = ph, cfg, writer, opts
+        self.walk = None  # the null random walk: one per run, continued across fits (pruning rounds)
+        self.last_fit = None  # (module, datamodule, signal callback) of the latest fit: the end-of-run checks use it
 
     def trainer(self, max_steps: int, eval_every: int, callbacks: tuple = (), signal_every: dict | None = None,
                 **kw: Any):
@@ -81,12 +84,14 @@ class RunContext:
                                   label=self.opts.label)] + list(self.opts.extra_callbacks) + list(callbacks)
         if self.opts.signals != ():
             from phenomon.callbacks import signals as S
+            from phenomon.callbacks.nulls import RandomWalk
             from phenomon.callbacks.signal_callback import SignalCallback
 
             names = S.DEFAULT if self.opts.signals is None else self.opts.signals
             every = {"cheap": eval_every, **(signal_every or {})}
-            callbacks.append(SignalCallback(names, phenomenon=self.ph.name, every=every,
-                                            seed=getattr(self.cfg, "seed", 0)))
+            seed = getattr(self.cfg, "seed", 0)
+            self.walk = self.walk or RandomWalk(seed)
+            callbacks.append(SignalCallback(names, phenomenon=self.ph.name, every=every, seed=seed, walk=self.walk))
         logger = RunStoreLogger(writer=self.writer, name=self.ph.name) if self.writer is not None else False
         return L.Trainer(
             accelerator=self.opts.accelerator, devices=1, max_steps=max_steps, max_epochs=-1,
@@ -101,6 +106,10 @@ class RunContext:
         trainer.fit(module, datamodule=datamodule)
         if getattr(trainer, "interrupted", False):
             raise Killed()
+        from phenomon.callbacks.signal_callback import SignalCallback
+
+        cb = next((c for c in trainer.callbacks if isinstance(c, SignalCallback)), None)
+        self.last_fit = (module, datamodule, cb)
         return trainer
 
 
@@ -166,8 +175,11 @@ def run(ph: Phenomenon, cfg, opts: RunOptions, argv: list[str] | None = None) ->
 
     signal.signal(signal.SIGTERM, on_term)
     status, error = "finished", None
+    ctx = RunContext(ph, cfg, writer, opts)
     try:
-        ph.execute(cfg, RunContext(ph, cfg, writer, opts))
+        ph.execute(cfg, ctx)
+        if opts.invariance:
+            check_invariance(ctx)
     except (Killed, KeyboardInterrupt):
         status, error = "killed", "stopped by signal"
     except SystemExit as e:  # Lightning exits after a graceful interrupt
@@ -183,6 +195,26 @@ def run(ph: Phenomenon, cfg, opts: RunOptions, argv: list[str] | None = None) ->
     writer.close(status, error, verdict=verdict.line, verdict_effect=verdict.effect,
                  verdict_numbers=_jsonable(verdict.numbers))
     return store.run_info(writer.dir)
+
+
+def check_invariance(ctx: RunContext) -> None:
+    """After the last fit (for lottery tickets: the final pruning round): `weights.pt` and `invariance.json`.
+
+    Never fails the run: a model without a known rescaling, or any error, is one warning and a manifest field.
+    """
+    if ctx.writer is None or ctx.last_fit is None:
+        return
+    from phenomon import invariance
+
+    module, dm, cb = ctx.last_fit
+    signals = [s for s in cb.signals if s.name not in cb.dropped] if cb is not None else []
+    rnd = (ctx.writer.manifest.get("round") or {}).get("round")
+    try:
+        invariance.after_run(ctx.writer.dir, module, dm, signals, cb.probe if cb is not None else None,
+                             **({"round": rnd} if rnd is not None else {}))
+    except Exception as e:  # noqa: BLE001 - a finished run stays finished
+        warnings.warn(f"phenomon: invariance check skipped: {e.__class__.__name__}: {e}", UserWarning, stacklevel=2)
+        ctx.writer.update(invariance_error=f"{e.__class__.__name__}: {e}")
 
 
 def verdict_of(ph: Phenomenon, cfg, run_dir: Path):
