@@ -128,8 +128,10 @@ def check(module: nn.Module, test_x: torch.Tensor, signals=(), probe: S.Probe | 
         scaled = {c: vals.get(name) for c, vals in moved.items()}
         changes = [_rel(s, v) for s in scaled.values() if s is not None]
         change = None if not changes or None in changes else max(changes)
+        # from a base of 0 (a count of |w| >= 1.5 that is still empty) the relative change is ~1e12: keep the absolute
+        absolute = _num(max((abs(s - v) for s in scaled.values() if s is not None), default=math.nan))
         rows[name] = {"base": _num(v), "rescaled": {c: _num(s) for c, s in scaled.items()}, "rel_change": change,
-                      "invariant": None if change is None else change < SIGNAL_TOL}
+                      "abs_change": absolute, "invariant": None if change is None else change < SIGNAL_TOL}
     return {"logits_rel_diff": diff, "function_preserved": diff < LOGIT_TOL, "c": list(cs), "signals": rows,
             "model": type(getattr(module, "net", module)).__name__, "rescaled": what, "n_test": int(len(test_x)),
             "tolerance": {"logits": LOGIT_TOL, "signal": SIGNAL_TOL}, "cpu_s": time.process_time() - c0,
