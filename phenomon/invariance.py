@@ -23,38 +23,43 @@ from phenomon.callbacks import signals as S
 from phenomon.config import UsageError
 
 CS = (0.5, 2.0, 4.0)
+PER_UNIT = (0.5, 1.0, 2.0, 4.0)  # the extra check: each hidden unit its own c, drawn from these
 LOGIT_TOL = 1e-4  # max |z_c − z_1| / max |z_1| over the test subset: the function is preserved below this
 SIGNAL_TOL = 1e-3  # a signal whose relative change stays below this is called invariant
 EPS = 1e-12
 TEST_SUBSET = 2048  # the first examples of the test split: logits are compared on these
 WEIGHTS, REPORT = "weights.pt", "invariance.json"
 
-Rescaling = tuple[list[torch.Tensor], list[torch.Tensor], str]  # (× c, × 1/c, what was rescaled)
+Scaled = list[tuple[torch.Tensor, int]]  # (tensor, the axis that indexes the hidden units)
+Rescaling = tuple[Scaled, Scaled, str]  # (× c, × 1/c, what was rescaled)
 
 
 # ------------------------------------------------------------------------------- one rescaling per model family
 
 
-def _mlp(net) -> Rescaling:  # double descent: Linear, ReLU, Linear, ReLU, ..., Linear
+def _mlp(net) -> Rescaling:  # double descent: Linear, ReLU, Linear, ReLU, ..., Linear; weights are (out, in)
     lin = [m for m in net if isinstance(m, nn.Linear)]
-    return [lin[0].weight, lin[0].bias], [lin[1].weight], "first hidden layer: 0.weight, 0.bias × c; 2.weight × 1/c"
+    return ([(lin[0].weight, 0), (lin[0].bias, 0)], [(lin[1].weight, 1)],
+            "first hidden layer: 0.weight, 0.bias × c; 2.weight × 1/c")
 
 
 def _random_features(net) -> Rescaling:  # relu(x W c)/√N · (head / c): the frozen features carry the c
-    return [net.W], [net.head.weight], "frozen features W (a buffer) × c; head.weight × 1/c"
+    return [(net.W, 1)], [(net.head.weight, 1)], "frozen features W (a buffer) × c; head.weight × 1/c"
 
 
 def _masked_mlp(net) -> Rescaling:  # masks unchanged: pruned weights stay exactly zero
     a, b = net.layers[0], net.layers[1]
-    return [a.weight, a.bias], [b.weight], "first hidden layer: layers.0.weight, layers.0.bias × c; layers.1.weight × 1/c"
+    return ([(a.weight, 0), (a.bias, 0)], [(b.weight, 1)],
+            "first hidden layer: layers.0.weight, layers.0.bias × c; layers.1.weight × 1/c")
 
 
 def _embed_mlp(net) -> Rescaling:
-    return [net.hidden.weight, net.hidden.bias], [net.out.weight], "hidden.weight, hidden.bias × c; out.weight × 1/c"
+    return ([(net.hidden.weight, 0), (net.hidden.bias, 0)], [(net.out.weight, 1)],
+            "hidden.weight, hidden.bias × c; out.weight × 1/c")
 
 
-def _transformer(net) -> Rescaling:
-    return [net.W_in, net.b_in], [net.W_out], "MLP block: W_in, b_in × c; W_out × 1/c"
+def _transformer(net) -> Rescaling:  # W_in (d_model, d_mlp), W_out (d_mlp, d_model)
+    return [(net.W_in, 1), (net.b_in, 0)], [(net.W_out, 0)], "MLP block: W_in, b_in × c; W_out × 1/c"
 
 
 RESCALINGS: dict[str, Callable[[nn.Module], Rescaling]] = {
@@ -70,6 +75,28 @@ def rescaling(module: nn.Module) -> Rescaling:
     if name not in RESCALINGS:
         raise ValueError(f"no ReLU rescaling for {name}; known: {', '.join(RESCALINGS)}")
     return RESCALINGS[name](net)
+
+
+@torch.no_grad()
+def rescale_(r: Rescaling, c: torch.Tensor) -> None:
+    """Hidden unit i's incoming weights and bias × c[i], its outgoing weights × 1/c[i], in place."""
+    up, down, _ = r
+    for group, op in ((up, torch.Tensor.mul_), (down, torch.Tensor.div_)):
+        for t, axis in group:
+            shape = [1] * t.ndim
+            shape[axis] = -1
+            op(t, c.to(t.device, t.dtype).view(shape))
+
+
+def n_units(r: Rescaling) -> int:
+    t, axis = r[0][0]
+    return t.shape[axis]
+
+
+def per_unit_factors(n: int, seed: int = 0) -> torch.Tensor:
+    """A different c for each hidden unit, from PER_UNIT (powers of two: the rescaled products stay exact)."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.tensor(PER_UNIT)[torch.randint(len(PER_UNIT), (n,), generator=g)]
 
 
 # ------------------------------------------------------------------------------- the check
@@ -102,40 +129,58 @@ def _rel(a: float, b: float) -> float | None:
 
 
 def check(module: nn.Module, test_x: torch.Tensor, signals=(), probe: S.Probe | None = None, cs=CS) -> dict:
-    """Rescale, compare test logits and signals with the unscaled model, restore; the `invariance.json` object."""
+    """Rescale, compare test logits and signals with the unscaled model, restore; the `invariance.json` object.
+
+    Besides the required one-c-per-layer rescalings, `per_unit` gives every hidden unit its own c: also
+    function-preserving, it moves quantities that one scalar per layer cannot (the spectrum of a weight matrix).
+    """
     t0, c0 = time.perf_counter(), time.process_time()
-    up, down, what = rescaling(module)
-    saved = [t.detach().clone() for t in up + down]
+    r = rescaling(module)
+    tensors = [t for t, _ in r[0] + r[1]]
+    saved = [t.detach().clone() for t in tensors]
     z1 = _logits(module, test_x)
     base = signal_rows(module, signals, probe)
+    n = n_units(r)
+    factors = {f"{c:g}": torch.full((n,), float(c)) for c in cs}
+    factors["per_unit"] = per_unit_factors(n)
     moved: dict[str, dict[str, float]] = {}
-    diff = 0.0
+    diffs: dict[str, float] = {}
     try:
-        for c in cs:
-            with torch.no_grad():
-                for t in up:
-                    t.mul_(c)
-                for t in down:
-                    t.div_(c)
+        for key, c in factors.items():
+            rescale_(r, c)
             zc = _logits(module, test_x)
-            diff = max(diff, float((zc - z1).abs().max() / z1.abs().max().clamp_min(EPS)))
-            moved[f"{c:g}"] = signal_rows(module, signals, probe)
-            _restore(up + down, saved)
+            diffs[key] = float((zc - z1).abs().max() / z1.abs().max().clamp_min(EPS))
+            moved[key] = signal_rows(module, signals, probe)
+            _restore(tensors, saved)
     finally:
-        _restore(up + down, saved)
-    rows = {}
+        _restore(tensors, saved)
+    layer_keys = [k for k in factors if k != "per_unit"]
+    diff = max(diffs[k] for k in layer_keys)
+    rows, unit_rows = {}, {}
     for name, v in base.items():
-        scaled = {c: vals.get(name) for c, vals in moved.items()}
-        changes = [_rel(s, v) for s in scaled.values() if s is not None]
-        change = None if not changes or None in changes else max(changes)
-        # from a base of 0 (a count of |w| >= 1.5 that is still empty) the relative change is ~1e12: keep the absolute
-        absolute = _num(max((abs(s - v) for s in scaled.values() if s is not None), default=math.nan))
-        rows[name] = {"base": _num(v), "rescaled": {c: _num(s) for c, s in scaled.items()}, "rel_change": change,
-                      "abs_change": absolute, "invariant": None if change is None else change < SIGNAL_TOL}
+        rows[name] = {"base": _num(v), "rescaled": {c: _num(moved[c].get(name)) for c in layer_keys},
+                      **_moved(v, [moved[c].get(name) for c in layer_keys])}
+        unit_rows[name] = {"value": _num(moved["per_unit"].get(name)), **_moved(v, [moved["per_unit"].get(name)])}
     return {"logits_rel_diff": diff, "function_preserved": diff < LOGIT_TOL, "c": list(cs), "signals": rows,
-            "model": type(getattr(module, "net", module)).__name__, "rescaled": what, "n_test": int(len(test_x)),
-            "tolerance": {"logits": LOGIT_TOL, "signal": SIGNAL_TOL}, "cpu_s": time.process_time() - c0,
-            "wall_s": time.perf_counter() - t0}
+            "model": type(getattr(module, "net", module)).__name__, "rescaled": r[2], "n_test": int(len(test_x)),
+            "tolerance": {"logits": LOGIT_TOL, "signal": SIGNAL_TOL},
+            "per_unit": {"c": f"each of the {n} hidden units its own c from {list(PER_UNIT)} (seeded)",
+                         "logits_rel_diff": diffs["per_unit"], "function_preserved": diffs["per_unit"] < LOGIT_TOL,
+                         "signals": unit_rows},
+            "cpu_s": time.process_time() - c0, "wall_s": time.perf_counter() - t0}
+
+
+def _moved(base: float, scaled: list[float | None]) -> dict:
+    """rel_change = max over c of |s_c − s_1| / (|s_1| + eps); abs_change beside it (a count rising from 0 has a
+    relative change of ~1e12); invariant = rel_change < SIGNAL_TOL; None where a value is missing or not finite."""
+    vals = [s for s in scaled if s is not None]
+    changes = [_rel(s, base) for s in vals]
+    change = None if not changes or None in changes else max(changes)
+    absolute = _num(max((abs(s - base) for s in vals), default=math.nan))
+    out = {"rel_change": change, "abs_change": absolute, "invariant": None if change is None else change < SIGNAL_TOL}
+    if base == 0 and vals and all(v == 0 for v in vals):
+        out["all_zero"] = True  # invariant only because it is 0 throughout (a prime count with no |w| >= 1.5)
+    return out
 
 
 def _restore(tensors, saved) -> None:
@@ -258,16 +303,24 @@ def check_run(run_dir: Path, write: bool = True) -> dict:
 
 
 def table(report: dict) -> str:
-    """The report as a few lines: the logits check, then signal, base, relative change, invariant."""
+    """The report as a few lines: the logits check, then signal, base, relative change, invariant (and per unit)."""
+    unit = report.get("per_unit") or {}
     lines = [f"{report['model']}: {report['rescaled']}; c in {', '.join(f'{c:g}' for c in report['c'])}",
              f"test logits: max relative difference {report['logits_rel_diff']:.1e} over {report['n_test']} examples "
-             f"({'function preserved' if report['function_preserved'] else 'FUNCTION CHANGED: the check is void'})",
-             f"{'signal':<34} {'base':>12} {'rel change':>11}  invariant"]
+             f"({'function preserved' if report['function_preserved'] else 'FUNCTION CHANGED: the check is void'})"]
+    if unit:
+        lines.append(f"per unit: {unit['c']}: logits {unit['logits_rel_diff']:.1e}")
+    lines.append(f"{'signal':<34} {'base':>11} {'rel change':>11}  {'invariant':<9}  {'per unit':>9}")
+    fmt = lambda r: ("-" if r.get("rel_change") is None else f"{r['rel_change']:.2e}",  # noqa: E731
+                     {True: "yes", False: "no", None: "-"}[r.get("invariant")])
     for name, r in sorted(report["signals"].items()):
         if "@" in name:
             continue
         base = "-" if r["base"] is None else f"{r['base']:.4g}"
-        ch = "-" if r["rel_change"] is None else f"{r['rel_change']:.2e}"
-        inv = {True: "yes", False: "no", None: "-"}[r["invariant"]]
-        lines.append(f"{name:<34} {base:>12} {ch:>11}  {inv}")
+        ch, inv = fmt(r)
+        uch, uinv = fmt((unit.get("signals") or {}).get(name, {}))
+        inv += " (0)" if r.get("all_zero") else ""
+        lines.append(f"{name:<34} {base:>11} {ch:>11}  {inv:<9}  {uch:>9} {uinv}")
+    if any(r.get("all_zero") for r in report["signals"].values()):
+        lines.append("(0): 0 before and after every rescaling, so invariant only vacuously")
     return "\n".join(lines)

@@ -71,6 +71,11 @@ def test_rescaling_keeps_the_logits_moves_norm_and_primes_and_not_scale_free_sig
     if family == "masked_mlp":
         assert sig["signal/sparsity/kept"]["invariant"] is True
         assert all(torch.equal(m, before[f"{k.rsplit('.', 1)[0]}.mask"]) for k, m in net.masks().items())
+    unit = rep["per_unit"]
+    assert unit["function_preserved"] and unit["logits_rel_diff"] < 1e-4
+    assert sig["signal/effective_rank"]["invariant"] is True, "one c per matrix leaves its normalised spectrum"
+    assert unit["signals"]["signal/effective_rank"]["invariant"] is False, "a c per unit does not"
+    assert unit["signals"]["signal/margin"]["invariant"] is True
     json.dumps(rep, allow_nan=False)  # strict JSON: no NaN
 
 
