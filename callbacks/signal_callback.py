@@ -57,7 +57,7 @@ class SignalCallback(L.Callback):
         if self.probe is not None:
             dev = pl_module.device
             self.probe = S.Probe(self.probe.x.to(dev), self.probe.y.to(dev))
-        self._run(trainer, pl_module, 0, force=True)
+        self._run(trainer, pl_module, trainer.global_step, force=True)  # 0, or the step a resume restored
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         self._run(trainer, pl_module, trainer.global_step)

@@ -90,7 +90,8 @@ class RunContext:
             names = S.DEFAULT if self.opts.signals is None else self.opts.signals
             every = {"cheap": eval_every, **(signal_every or {})}
             seed = getattr(self.cfg, "seed", 0)
-            self.walk = self.walk or RandomWalk(seed)
+            if self.walk is None:
+                self.walk = RandomWalk(seed)
             callbacks.append(SignalCallback(names, phenomenon=self.ph.name, every=every, seed=seed, walk=self.walk))
         logger = RunStoreLogger(writer=self.writer, name=self.ph.name) if self.writer is not None else False
         return L.Trainer(

@@ -97,3 +97,49 @@ def test_nulls_follow_a_custom_cheap_schedule(every):
         cb._run(trainer, None, s, force=s == 0)
     assert [s for s, _ in trainer.logger.rows] == [0, 7, 14, 21]
     assert [r[NULL_STEP] for _, r in trainer.logger.rows] == [0.0, 7.0, 14.0, 21.0]
+
+
+def test_the_walk_survives_a_real_lightning_checkpoint_resume(tmp_path):
+    import pytorch_lightning as L
+    from pytorch_lightning.loggers import Logger
+
+    from phenomon.datamodules.modular import ModularDataModule
+    from phenomon.models.grokking import GrokkingModule, build_network
+    from phenomon.runner import quiet_lightning
+
+    quiet_lightning()
+
+    class Rows(Logger):
+        name, version = "rows", "0"
+
+        def __init__(self):
+            super().__init__()
+            self.walk: dict[int, float] = {}
+
+        def log_metrics(self, metrics, step=None):
+            if NULL_WALK in metrics:
+                self.walk[step] = metrics[NULL_WALK]
+
+        def log_hyperparams(self, *a, **k):
+            pass
+
+    def fit(max_steps, ckpt=None, save=None):
+        import torch
+
+        torch.manual_seed(0)
+        module = GrokkingModule(build_network("mlp", 7, d_embed=4, hidden=8), 7)
+        log = Rows()
+        t = L.Trainer(max_steps=max_steps, logger=log, callbacks=[SignalCallback(("weight_norm",), seed=2,
+                                                                                 every={"cheap": 5})],
+                      enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+                      val_check_interval=5, check_val_every_n_epoch=None, num_sanity_val_steps=0, accelerator="cpu")
+        t.fit(module, datamodule=ModularDataModule(7, "+", 0.5, seed=0), ckpt_path=ckpt)
+        if save:
+            t.save_checkpoint(save)
+        return log.walk
+
+    straight = fit(20)
+    first = fit(10, save=tmp_path / "half.ckpt")
+    second = fit(20, ckpt=str(tmp_path / "half.ckpt"))
+    assert sorted(straight) == [0, 5, 10, 15, 20]
+    assert {**first, **second} == straight
