@@ -127,4 +127,5 @@ def make_probe(data: tuple, seed: int, size: int = 512) -> S.Probe:
 
 def row_names(name: str, vals: dict[str, float]) -> dict[str, float]:
     """A signal's {part: value} as rows: `signal/<name>`, `signal/<name>/<part>`, `signal/<name>@<tensor>`."""
-    return {f"signal/{name}{'' if not part or part.startswith('@') else '/'}{part}": float(v) for part, v in vals.items()}
+    sep = lambda part: "" if not part or part.startswith("@") else "/"  # noqa: E731
+    return {f"signal/{name}{sep(part)}{part}": float(v) for part, v in vals.items()}
