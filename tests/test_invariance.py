@@ -77,6 +77,8 @@ def test_rescaling_keeps_the_logits_moves_norm_and_primes_and_not_scale_free_sig
     assert unit["signals"]["signal/effective_rank"]["invariant"] is False, "a c per unit does not"
     assert unit["signals"]["signal/margin"]["invariant"] is True
     json.dumps(rep, allow_nan=False)  # strict JSON: no NaN
+    odd = invariance.check(net, x, [], None, cs=(0.3, 3.0))  # not powers of two: rounding, but no more
+    assert 0 <= odd["logits_rel_diff"] < 1e-5
 
 
 def test_a_network_without_a_known_rescaling_is_refused_by_name():
