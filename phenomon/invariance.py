@@ -29,6 +29,7 @@ EPS = 1e-12
 TEST_SUBSET = 2048  # the first examples of the test split: logits are compared on these
 WEIGHTS, REPORT = "weights.pt", "invariance.json"
 
+
 # ------------------------------------------------------------------------------- the check
 
 
@@ -55,7 +56,7 @@ def signal_rows(module: nn.Module, signals, probe: S.Probe | None) -> dict[str, 
 
 def _rel(a: float, b: float) -> float | None:
     d = abs(a - b) / (abs(b) + EPS)
-    return None if math.isnan(d) else d
+    return d if math.isfinite(d) else None
 
 
 def check(module: nn.Module, test_x: torch.Tensor, signals=(), probe: S.Probe | None = None, cs=CS) -> dict:
@@ -123,7 +124,7 @@ def _num(v):
     return None if v is None or (isinstance(v, float) and not math.isfinite(v)) else v
 
 
-def test_inputs(datamodule, device) -> torch.Tensor:
+def eval_inputs(datamodule, device) -> torch.Tensor:
     test = getattr(datamodule, "test", None)
     if not (isinstance(test, tuple) and len(test) == 2):
         raise ValueError("the data module has no (x, y) `test` split to compare logits on")
@@ -150,7 +151,7 @@ def after_run(run_dir: Path, module: nn.Module, datamodule, signals=(), probe: S
               **extra) -> dict:
     """End of a run: save the final weights, check the rescalings with the run's own signals and probe, write both."""
     save_weights(module, run_dir)
-    report = {**check(module, test_inputs(datamodule, module.device), signals, probe), **extra}
+    report = {**check(module, eval_inputs(datamodule, module.device), signals, probe), **extra}
     write_report(run_dir, report)
     return report
 
@@ -224,7 +225,7 @@ def check_run(run_dir: Path, write: bool = True) -> dict:
     dropped = m.get("signals_dropped") or {}
     signals = [S.SIGNALS[n] for n in names if n in S.SIGNALS and n not in dropped and S.SIGNALS[n].applies_to(name)]
     probe = make_probe(dm.train, getattr(cfg, "seed", 0)) if isinstance(getattr(dm, "train", None), tuple) else None
-    report = check(module, test_inputs(dm, "cpu"), signals, probe)
+    report = check(module, eval_inputs(dm, "cpu"), signals, probe)
     if (m.get("round") or {}).get("round") is not None:
         report["round"] = m["round"]["round"]
     if write:
