@@ -28,6 +28,7 @@ class RunOptions:
     extra_callbacks: list = field(default_factory=list)
     label: str = ""
     signals: tuple[str, ...] | None = None  # None: every registered signal that applies; (): none
+    invariance: bool = True  # save the final weights and check signals under ReLU rescalings (phenomon.invariance)
 
 
 def quiet_lightning() -> None:
@@ -56,7 +57,17 @@ def resolve_accelerator(name: str) -> str:
     return name
 
 
-def lean_trainer(ph: Phenomenon, cfg, writer: store.RunWriter | None, opts: RunOptions, max_steps: int,
+@dataclass
+class RunState:
+    """What lives across a run's fits (pruning rounds): the null random walk, and the latest fit for the end-of-run
+    invariance check."""
+
+    walk: Any = None
+    last_fit: tuple | None = None  # (module, datamodule, signal callback)
+
+
+def lean_trainer(ph: Phenomenon, cfg, writer: store.RunWriter | None, opts: RunOptions, state: RunState,
+                 max_steps: int,
                  eval_every: int, callbacks: tuple = (), signal_every: dict | None = None, label: str | None = None,
                  **kw: Any):
     """A lean Trainer: one long epoch, validation every `eval_every` steps, streaming and signals attached.
@@ -76,9 +87,15 @@ def lean_trainer(ph: Phenomenon, cfg, writer: store.RunWriter | None, opts: RunO
         from phenomon.callbacks import signals as S
         from phenomon.callbacks.signal_callback import SignalCallback
 
+        from phenomon.callbacks.nulls import RandomWalk
+
         names = S.DEFAULT if opts.signals is None else opts.signals
         every = {"cheap": eval_every, **(signal_every or {})}
-        callbacks.append(SignalCallback(names, phenomenon=ph.name, every=every, seed=getattr(cfg, "seed", 0)))
+        seed = getattr(cfg, "seed", 0)
+        if state.walk is None:
+            state.walk = RandomWalk(seed)
+        callbacks.append(SignalCallback(names, phenomenon=ph.name, every=every, seed=seed, walk=state.walk))
+    callbacks.append(_RememberFit(state))
     logger = RunStoreLogger(writer=writer, name=ph.name) if writer is not None else False
     return L.Trainer(
         accelerator=opts.accelerator, devices=1, max_steps=max_steps, max_epochs=-1,
@@ -88,9 +105,25 @@ def lean_trainer(ph: Phenomenon, cfg, writer: store.RunWriter | None, opts: RunO
     )
 
 
-def session(ph: Phenomenon, cfg, writer: store.RunWriter | None, opts: RunOptions) -> Session:
+def _RememberFit(state: RunState):
+    """A callback that keeps the latest fit's module, data and signal callback for the end-of-run checks."""
+    import pytorch_lightning as L
+
+    class RememberFit(L.Callback):
+        def on_fit_end(self, trainer, pl_module) -> None:
+            from phenomon.callbacks.signal_callback import SignalCallback
+
+            cb = next((c for c in trainer.callbacks if isinstance(c, SignalCallback)), None)
+            state.last_fit = (pl_module, trainer.datamodule, cb)
+
+    return RememberFit()
+
+
+def session(ph: Phenomenon, cfg, writer: store.RunWriter | None, opts: RunOptions,
+            state: RunState | None = None) -> Session:
     """What `ph.execute` gets: Trainers built for this run, and the run's writes (no-ops when `writer` is None)."""
-    return Session(trainer=functools.partial(lean_trainer, ph, cfg, writer, opts), out=RunOutput(writer),
+    state = state if state is not None else RunState()
+    return Session(trainer=functools.partial(lean_trainer, ph, cfg, writer, opts, state), out=RunOutput(writer),
                    label=opts.label)
 
 
@@ -156,8 +189,11 @@ def run(ph: Phenomenon, cfg, opts: RunOptions, argv: list[str] | None = None) ->
 
     signal.signal(signal.SIGTERM, on_term)
     status, error = "finished", None
+    state = RunState()
     try:
-        ph.execute(cfg, session(ph, cfg, writer, opts))
+        ph.execute(cfg, session(ph, cfg, writer, opts, state))
+        if opts.invariance:
+            check_invariance(state, writer)
     except (Killed, KeyboardInterrupt):
         status, error = "killed", "stopped by signal"
     except SystemExit as e:  # Lightning exits after a graceful interrupt
@@ -173,6 +209,26 @@ def run(ph: Phenomenon, cfg, opts: RunOptions, argv: list[str] | None = None) ->
     writer.close(status, error, verdict=verdict.line, verdict_effect=verdict.effect,
                  verdict_numbers=_jsonable(verdict.numbers))
     return store.run_info(writer.dir)
+
+
+def check_invariance(state: RunState, writer: store.RunWriter) -> None:
+    """After the last fit (for lottery tickets: the final pruning round): `weights.pt` and `invariance.json`.
+
+    Never fails the run: a model without a known rescaling, or any error, is one warning and a manifest field.
+    """
+    if writer is None or state.last_fit is None:
+        return
+    from phenomon import invariance
+
+    module, dm, cb = state.last_fit
+    signals = [s for s in cb.signals if s.name not in cb.dropped] if cb is not None else []
+    rnd = (writer.manifest.get("round") or {}).get("round")
+    try:
+        invariance.after_run(writer.dir, module, dm, signals, cb.probe if cb is not None else None,
+                             **({"round": rnd} if rnd is not None else {}))
+    except Exception as e:  # noqa: BLE001 - a finished run stays finished
+        warnings.warn(f"phenomon: invariance check skipped: {e.__class__.__name__}: {e}", UserWarning, stacklevel=2)
+        writer.update(invariance_error=f"{e.__class__.__name__}: {e}")
 
 
 def verdict_of(ph: Phenomenon, cfg, run_dir: Path):
