@@ -14,7 +14,7 @@ from phenomon.models.double_descent import MLP, RandomFeatures
 from phenomon.models.grokking import EmbedMLP, OneLayerTransformer
 from phenomon.models.lottery import MaskedMLP
 
-SIGS = [S.get(n) for n in ("weight_norm", "prime_count", "margin", "effective_rank", "sparsity", "fourier_sparsity")]
+SIGS = [S.SIGNALS[n] for n in ("weight_norm", "prime_count", "margin", "effective_rank", "sparsity", "fourier_sparsity")]
 
 
 @pytest.fixture(autouse=True)
