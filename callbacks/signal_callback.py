@@ -15,7 +15,8 @@ from phenomon.callbacks.nulls import RandomWalk, null_row
 class SignalCallback(L.Callback):
     """Runs each signal every N optimiser steps (by its cost class unless `every` says otherwise), at step 0 too.
 
-    Values go to the trainer's logger as `signal/<name>[/<part>]`, so any Lightning logger receives them; the time
+    Values go to every logger of the trainer as `signal/<name>[/<part>]`, once per optimiser step (with gradient
+    accumulation a step spans several batches), so any Lightning logger receives them; the time
     spent is logged as `time/signals_ms` and summed per signal in `costs` (written to the run manifest at the end).
     A signal that fails or does not apply is dropped for the run with one warning; training never stops for it.
 
@@ -39,6 +40,7 @@ class SignalCallback(L.Callback):
         self.probe_size, self.seed = probe_size, seed
         self.walk = walk if walk is not None else RandomWalk(seed)
         self.null_step: int | None = None  # the last step the nulls were logged at (a resume must not re-draw it)
+        self.logged_step: int | None = None  # the last step anything was logged at: once per optimiser step
         self.probe: S.Probe | None = None
         self.costs: dict[str, dict[str, float]] = {}
         self.dropped: dict[str, str] = {}
@@ -63,16 +65,19 @@ class SignalCallback(L.Callback):
         self._run(trainer, pl_module, trainer.global_step)
 
     def _run(self, trainer, pl_module, step: int, force: bool = False) -> None:
+        if not trainer.loggers or (step == self.logged_step and not force):
+            return
         due = [s for s in self.signals if s.name not in self.dropped and (force or step % self.every[s.cost] == 0)]
         nulls = force or step % self.every["cheap"] == 0
-        if not (due or nulls) or trainer.logger is None:
+        if not (due or nulls):
             return
+        self.logged_step = step
         row: dict[str, float] = {}
         if nulls:
             row.update(null_row(step, self.walk, advance=step != self.null_step))
             self.null_step = step
         if not due:
-            trainer.logger.log_metrics(row, step=step)
+            _log(trainer, row, step)
             return
         t_all = time.perf_counter()
         for sig in due:
@@ -94,17 +99,18 @@ class SignalCallback(L.Callback):
             c["total_s"] += dt
             row.update(row_names(sig.name, vals))
         row["time/signals_ms"] = (time.perf_counter() - t_all) * 1e3
-        trainer.logger.log_metrics(row, step=step)
+        _log(trainer, row, step)
 
     def _drop(self, name: str, why: str) -> None:
         self.dropped[name] = why
         warnings.warn(f"phenomon: signal {name!r} skipped for this run: {why}", UserWarning, stacklevel=2)
 
     def on_train_end(self, trainer, pl_module):
-        writer = getattr(trainer.logger, "experiment", None)
-        if hasattr(writer, "update"):
-            costs = {k: {**v, "mean_ms": 1e3 * v["total_s"] / max(1, v["calls"])} for k, v in self.costs.items()}
-            writer.update(signal_costs=costs, signals_dropped=self.dropped)
+        costs = {k: {**v, "mean_ms": 1e3 * v["total_s"] / max(1, v["calls"])} for k, v in self.costs.items()}
+        for logger in trainer.loggers:
+            writer = getattr(logger, "experiment", None) if hasattr(logger, "steps_taken") else None
+            if hasattr(writer, "update"):  # a run store's writer (rank zero only has one)
+                writer.update(signal_costs=costs, signals_dropped=self.dropped)
 
     def state_dict(self):
         return {"costs": self.costs, "dropped": self.dropped, "walk": self.walk.state_dict(),
@@ -115,6 +121,11 @@ class SignalCallback(L.Callback):
         if "walk" in state:
             self.walk.load_state_dict(state["walk"])
         self.null_step = state.get("null_step")
+
+
+def _log(trainer, row: dict[str, float], step: int) -> None:
+    for logger in trainer.loggers:
+        logger.log_metrics(row, step=step)
 
 
 def make_probe(data: tuple, seed: int, size: int = 512) -> S.Probe:

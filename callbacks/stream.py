@@ -10,10 +10,17 @@ one counts batches stepped and lags by one during validation (an evaluation afte
 
 from __future__ import annotations
 
+import atexit
+import dataclasses
+import math
+import os
 import socket
+import sys
 import time
+import traceback
 import weakref
 from argparse import Namespace
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,61 +29,109 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from phenomon import store
 
+_OPEN: weakref.WeakSet = weakref.WeakSet()  # writers this process still has open: flushed at exit
+
+
+@atexit.register
+def _flush_open_writers() -> None:  # a script that never finalizes still keeps its last second of rows
+    for w in list(_OPEN):
+        try:
+            w.flush()
+        except OSError:
+            pass
+
 
 class RunStoreLogger(Logger):
     """Stream metrics into a run directory; rows are buffered and flushed about once a second and at the end.
 
-    Give it a `RunWriter` (phenomon's runner does; it then owns the run's status), or a runs `root` and a `name`,
-    in which case the logger creates the run itself and closes it when training ends.
+    Give it a `RunWriter` (phenomon's runner does; it then owns the run's status), or a runs directory `save_dir`
+    (alias `root`, default ./runs or $PHENOMON_RUNS) and a `name`, in which case the logger creates the run itself.
+    `version` names the run (its id): a run with that id is continued, its rows appended after the ones it has —
+    what a requeued SLURM job wants. Without it the id is `<name>-<date>-<time>-<host>`.
+
+    Like Lightning's own loggers, `log_dir` is the run directory, and so is `save_dir`: Lightning puts
+    `trainer.log_dir` (LightningCLI's config.yaml, profiles) in `save_dir` for loggers other than its own, and the
+    checkpoints it would put in `save_dir/name/version` go to `<run>/checkpoints`, their paths in the manifest.
+
+    Status: each `fit`, `validate` or `test` that ends marks the run finished; a later stage in the same process
+    (`fit` then `test`) writes into the same run, which is `running` again until that stage ends. An exception is
+    `failed` with its error and traceback; Ctrl-C and SIGTERM are `killed`.
     """
 
-    def __init__(self, root: str | Path | None = None, name: str = "custom", *, writer: store.RunWriter | None = None):
+    def __init__(self, save_dir: str | Path | None = None, name: str = "custom", version: str | int | None = None,
+                 *, root: str | Path | None = None, writer: store.RunWriter | None = None):
         super().__init__()
+        if save_dir is not None and root is not None and Path(save_dir) != Path(root):
+            raise ValueError(f"save_dir and root are the same argument; got {save_dir!r} and {root!r}")
         self._name = name
-        self._root = Path(root) if root is not None else store.default_root()
         self._writer = writer
         self._owns = writer is None
+        if writer is not None:
+            self._root, self._id = writer.dir.parent, str(writer.manifest["id"])
+        else:
+            base = save_dir if save_dir is not None else root
+            self._root = Path(base) if base is not None else store.default_root()
+            self._id = _run_id(self._root, name, version)
         self._hparams: dict[str, Any] = {}
         self._trainer: weakref.ref | None = None  # the trainer of the module being run, once Lightning shows it
+        self._max_steps: int | None = None
 
+    # what Lightning asks a logger ------------------------------------------------------------------------------
     @property
     def name(self) -> str:
         return self._name
 
     @property
     def version(self) -> str:
-        return self.writer.manifest["id"] if self.writer is not None else ""
+        return self._id  # decided at construction: reading it never creates a run (the parent of ddp_spawn does)
 
     @property
     def root_dir(self) -> str:
         return str(self._root)
 
     @property
+    def log_dir(self) -> str:
+        return str(self._root / self._id)
+
+    @property
+    def save_dir(self) -> str:
+        return self.log_dir
+
+    @property
     def writer(self) -> store.RunWriter | None:
         if self._writer is None and rank_zero_only.rank == 0:
-            rid = f"{self._name}-{time.strftime('%Y%m%d-%H%M%S')}-{socket.gethostname()[:8]}"
-            run_dir = self._root / rid
-            n = 2
-            while run_dir.exists():
-                run_dir = self._root / f"{rid}.{n}"
-                n += 1
-            self._root.mkdir(parents=True, exist_ok=True)
-            m = store.new_manifest(run_dir.name, self._name, config=self._hparams)
-            self._writer = store.RunWriter(run_dir, m)
+            self._open()
         return self._writer
 
     @property
     def experiment(self) -> store.RunWriter | None:
         return self.writer
 
+    def _open(self) -> None:
+        run_dir = self._root / self._id
+        if (run_dir / "run.json").exists():  # version= of an existing run, or a later stage (fit, then test)
+            m = store.read_manifest(run_dir)
+            m.update(status="running", pid=os.getpid(), host=socket.gethostname(), ended=None, error=None,
+                     traceback=None, config={**(m.get("config") or {}), **self._hparams})
+            if m.get("pid_started") != _PROCESS_STARTED:
+                m["resumed"] = [*m.get("resumed", []), time.time()]
+        else:
+            self._root.mkdir(parents=True, exist_ok=True)
+            m = store.new_manifest(self._id, self._name, config=self._hparams, foreign=True)
+        m["pid_started"] = _PROCESS_STARTED
+        self._writer = store.RunWriter(run_dir, m)
+        _OPEN.add(self._writer)
+
     @rank_zero_only
-    def log_hyperparams(self, params: dict[str, Any] | Namespace, *args: Any, **kwargs: Any) -> None:
+    def log_hyperparams(self, params: dict[str, Any] | Namespace, *args: Any, metrics: dict | None = None,
+                        **kwargs: Any) -> None:
         if isinstance(params, Namespace):
             params = vars(params)
-        self._hparams = {k: v if isinstance(v, (int, float, str, bool, type(None))) else str(v)
-                         for k, v in dict(params or {}).items()}
+        self._hparams.update(jsonable(dict(params or {})))
         if self._owns and self.writer is not None:
-            self.writer.update(config=self._hparams)
+            self.writer.update(config={**(self.writer.manifest.get("config") or {}), **self._hparams})
+        if metrics:  # as TensorBoardLogger does: the metrics the hyperparameters are judged by, at step 0
+            self.log_metrics(dict(metrics), step=0)
 
     def log_graph(self, model: Any, input_array: Any = None) -> None:
         # Lightning hands every logger the module at the start of each fit, validate and test: keep its trainer,
@@ -86,6 +141,21 @@ class RunStoreLogger(Logger):
         except (AttributeError, RuntimeError):  # a plain nn.Module, or a module not attached to a Trainer
             trainer = None
         self._trainer = weakref.ref(trainer) if trainer is not None else None
+        if trainer is not None:
+            self._max_steps = _max_steps(trainer) or self._max_steps
+            self._checkpoints_into_run(trainer)
+
+    def _checkpoints_into_run(self, trainer: Any) -> None:
+        """Checkpoints Lightning would put under `save_dir/name/version` go to `<run>/checkpoints` instead."""
+        if not trainer.loggers or trainer.loggers[0] is not self:
+            return
+        default = os.path.join(self.save_dir, str(self.name), self.version, "checkpoints")
+        for cb in trainer.checkpoint_callbacks:
+            if not hasattr(cb, "dirpath"):
+                continue
+            # every rank asks (log_graph runs on all of them); rank 0's answer counts, its run id being the one
+            mine = os.path.join(self.log_dir, "checkpoints") if str(cb.dirpath) == default else cb.dirpath
+            cb.dirpath = trainer.strategy.broadcast(mine)
 
     def steps_taken(self, step: int | None = None) -> int:
         """The optimiser steps the trainer has taken; `step` (Lightning's) when no trainer is known."""
@@ -99,18 +169,133 @@ class RunStoreLogger(Logger):
             return
         metrics = dict(metrics)
         epoch = metrics.pop("epoch", None)
-        w.log(metrics, step=self.steps_taken(step), epoch=None if epoch is None else int(epoch))
+        step = self.steps_taken(step)
+        w.log(metrics, step=step, epoch=None if epoch is None else int(epoch))
+        if self._owns:  # written with the next flush
+            w.manifest["progress"] = {"step": step, "max_steps": self._max_steps}
+
+    def save(self) -> None:
+        # Lightning calls this after every log_metrics: the writer's thread flushes about once a second instead
+        pass
 
     @rank_zero_only
-    def save(self) -> None:
-        if self._writer is not None:
-            self._writer.flush()
+    def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
+        if self._writer is not None and self._owns:
+            self._writer.manifest["checkpoints"] = checkpoint_paths(self._root / self._id, checkpoint_callback)
 
     @rank_zero_only
     def finalize(self, status: str) -> None:
         if self._writer is None:
             return
-        if self._owns:
-            self._writer.close("finished" if status in ("success", "finished") else "failed")
-        else:
+        if not self._owns:
             self._writer.flush()
+            return
+        trainer = self._trainer() if self._trainer is not None else None
+        fields: dict[str, Any] = {}
+        if trainer is not None:
+            fields["progress"] = {"step": int(trainer.global_step), "max_steps": self._max_steps}
+        state, error, tb = outcome(status, sys.exc_info()[1])
+        if tb is not None:
+            fields["traceback"] = tb
+        self._writer.close(state, error, **fields)
+        _OPEN.discard(self._writer)
+        self._writer = None  # a later stage reopens the same run
+
+    def __getstate__(self) -> dict:
+        # ddp_spawn pickles the logger into its workers: the writer (threads, locks) and the trainer stay here
+        state = dict(self.__dict__)
+        state["_writer"] = None if self._owns else state["_writer"]
+        state["_trainer"] = None
+        return state
+
+
+_PROCESS_STARTED = f"{os.getpid()}@{time.time():.6f}"  # tells a later stage of this process from a resume
+
+
+def _run_id(root: Path, name: str, version: str | int | None) -> str:
+    if version is not None:
+        vid = f"{name}-version_{version}" if isinstance(version, int) else str(version)
+        if not vid or "/" in vid or vid.startswith("."):
+            raise ValueError(f"version must be a run id (a name without '/'), got {version!r}")
+        return vid
+    rid = f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{socket.gethostname()[:8]}"
+    out, n = rid, 2
+    while (root / out).exists():
+        out, n = f"{rid}.{n}", n + 1
+    return out
+
+
+def _max_steps(trainer: Any) -> int | None:
+    """The steps this fit will take: `max_steps`, else Lightning's estimate (epochs × batches), else unknown."""
+    if trainer.max_steps and trainer.max_steps > 0:
+        return int(trainer.max_steps)
+    if getattr(trainer.state, "fn", None) != "fit":
+        return None
+    try:
+        est = trainer.estimated_stepping_batches
+    except Exception:  # noqa: BLE001 - an estimate Lightning cannot make is an unknown maximum, not a failure
+        return None
+    return int(est) if isinstance(est, (int, float)) and math.isfinite(est) and est > 0 else None
+
+
+def outcome(status: str, exc: BaseException | None) -> tuple[str, str | None, str | None]:
+    """(run status, error, traceback) for Lightning's `finalize(status)` with the exception being handled, if any."""
+    if status == "success":
+        return "finished", None, None
+    if status == "finished":  # only Lightning's SLURM requeue handler says this: the job continues later
+        return "killed", "requeued by SLURM: continues when the job restarts with the same version=", None
+    if isinstance(exc, KeyboardInterrupt):
+        return "killed", "interrupted (KeyboardInterrupt)", None
+    if exc is not None and type(exc).__name__ == "SIGTERMException":
+        return "killed", "stopped by SIGTERM", None
+    if exc is None:
+        return "failed", f"Lightning finalized the run as {status!r}", None
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return "failed", f"{exc.__class__.__name__}: {exc}", tb[-4000:]
+
+
+def checkpoint_paths(run_dir: Path, cb: Any) -> dict[str, Any]:
+    """Where a ModelCheckpoint put its files: relative to the run when inside it (the runs root may move)."""
+
+    def rel(p: Any) -> str | None:
+        if not p:
+            return None
+        p = Path(p).resolve()
+        try:
+            return str(p.relative_to(Path(run_dir).resolve()))
+        except ValueError:
+            return str(p)
+
+    best = getattr(cb, "best_k_models", {}) or {}
+    return {"dir": rel(getattr(cb, "dirpath", None)), "best": rel(getattr(cb, "best_model_path", None)),
+            "last": rel(getattr(cb, "last_model_path", None)), "monitor": getattr(cb, "monitor", None),
+            "top_k": {rel(p): _num(v) for p, v in best.items()}}
+
+
+def _num(v: Any) -> float | None:
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def jsonable(v: Any, depth: int = 0) -> Any:
+    """Hyperparameters as strict JSON, structure kept: nested dicts and lists stay; anything else becomes text."""
+    if depth > 20:
+        return str(v)
+    if isinstance(v, Namespace):
+        v = vars(v)
+    if dataclasses.is_dataclass(v) and not isinstance(v, type):
+        v = dataclasses.asdict(v)
+    if isinstance(v, Mapping):
+        return {str(k): jsonable(x, depth + 1) for k, x in v.items()}
+    if isinstance(v, (list, tuple, set, frozenset)):
+        return [jsonable(x, depth + 1) for x in v]
+    if v is None or isinstance(v, (bool, int, str)):
+        return v
+    if isinstance(v, float):
+        return v if math.isfinite(v) else str(v)
+    if hasattr(v, "item") and getattr(v, "ndim", None) == 0:  # a numpy or torch scalar
+        return jsonable(v.item(), depth + 1)
+    return str(v)

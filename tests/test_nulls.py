@@ -50,6 +50,11 @@ def test_nulls_are_written_with_restricted_signals_and_not_when_signals_are_off(
     assert NULL_STEP not in off.columns and NULL_WALK not in off.columns
 
 
+def _trainer() -> SimpleNamespace:
+    logger = _Logger()
+    return SimpleNamespace(logger=logger, loggers=[logger])
+
+
 class _Logger:
     def __init__(self):
         self.rows: list[tuple[int, dict]] = []
@@ -65,15 +70,15 @@ def _drive(cb: SignalCallback, steps, trainer, force_first: bool = False) -> lis
 
 
 def test_the_walk_survives_a_checkpoint_resume_through_the_callback_state():
-    straight = SimpleNamespace(logger=_Logger())
+    straight = _trainer()
     full = _drive(SignalCallback((), seed=5), [0, 10, 20, 30, 40], straight, force_first=True)
-    first = SimpleNamespace(logger=_Logger())
+    first = _trainer()
     cb = SignalCallback((), seed=5)
     _drive(cb, [0, 10, 20], first, force_first=True)
     state = cb.state_dict()
     resumed_cb = SignalCallback((), seed=5)
     resumed_cb.load_state_dict(state)
-    second = SimpleNamespace(logger=_Logger())
+    second = _trainer()
     # Lightning calls on_train_start (a forced run) at the restored step: the point is repeated, not redrawn
     after = _drive(resumed_cb, [20, 30, 40], second, force_first=True)
     assert after == full[2:]
@@ -90,7 +95,7 @@ def test_random_walk_increments_are_standard_normal_and_seeded():
 
 @pytest.mark.parametrize("every", [{"cheap": 7}])
 def test_nulls_follow_a_custom_cheap_schedule(every):
-    trainer = SimpleNamespace(logger=_Logger())
+    trainer = _trainer()
     cb = SignalCallback(("weight_norm",), every=every)
     cb.signals = []  # no module here: only the nulls are due
     for s in range(0, 22):

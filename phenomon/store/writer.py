@@ -189,7 +189,7 @@ def _versions() -> dict[str, str]:
     import importlib.metadata as md
 
     out = {}
-    for pkg in ("torch", "pytorch-lightning", "torchmetrics", "polars"):
+    for pkg in ("torch", "pytorch-lightning", "lightning", "torchmetrics", "polars"):
         try:
             out[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
