@@ -251,7 +251,9 @@ def outcome(status: str, exc: BaseException | None) -> tuple[str, str | None, st
     if exc is None:
         return "failed", f"Lightning finalized the run as {status!r}", None
     tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    return "failed", f"{exc.__class__.__name__}: {exc}", tb[-4000:]
+    if len(tb) > 4000:  # the innermost frames say most: keep them, and the header
+        tb = tb.splitlines(keepends=True)[0] + "  ...\n" + tb[-4000:]
+    return "failed", f"{exc.__class__.__name__}: {exc}", tb
 
 
 def checkpoint_paths(run_dir: Path, cb: Any) -> dict[str, Any]:
@@ -299,3 +301,15 @@ def jsonable(v: Any, depth: int = 0) -> Any:
     if hasattr(v, "item") and getattr(v, "ndim", None) == 0:  # a numpy or torch scalar
         return jsonable(v.item(), depth + 1)
     return str(v)
+
+
+def _known_to_lightning() -> None:
+    """Under the unified `lightning` package its Logger is another class: register ours as a virtual subclass, so
+    that LightningCLI (`--trainer.logger=phenomon.callbacks.RunStoreLogger`) accepts it. Only when `lightning` is
+    already imported (LightningCLI imports it before resolving the class path): importing it here costs seconds."""
+    mod = sys.modules.get("lightning.pytorch.loggers")
+    if mod is not None:
+        mod.Logger.register(RunStoreLogger)
+
+
+_known_to_lightning()
