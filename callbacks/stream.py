@@ -142,6 +142,8 @@ class RunStoreLogger(Logger):
             trainer = None
         self._trainer = weakref.ref(trainer) if trainer is not None else None
         if trainer is not None:
+            if self._owns:  # under DDP each process named a run; rank 0's is the one written (every rank is here)
+                self._id = trainer.strategy.broadcast(self._id)
             self._max_steps = _max_steps(trainer) or self._max_steps
             self._checkpoints_into_run(trainer)
 
@@ -153,7 +155,6 @@ class RunStoreLogger(Logger):
         for cb in trainer.checkpoint_callbacks:
             if not hasattr(cb, "dirpath"):
                 continue
-            # every rank asks (log_graph runs on all of them); rank 0's answer counts, its run id being the one
             mine = os.path.join(self.log_dir, "checkpoints") if str(cb.dirpath) == default else cb.dirpath
             cb.dirpath = trainer.strategy.broadcast(mine)
 
