@@ -190,24 +190,30 @@ def cmd_ls(args, argv) -> int:
 
     root = _root(args)
     if not root.exists():
-        raise UsageError(f"runs directory {root} does not exist")
+        if args.runs:  # a directory named on the command line: most likely a typo
+            raise UsageError(f"runs directory {root} does not exist")
+        print(f"no runs in {root}")
+        return 0
     errors: list[str] = []
     runs = store.list_runs(root, errors=errors)
     if args.phenomenon:
-        registry.get(args.phenomenon)
+        present = sorted({r.phenomenon for r in runs})
+        if args.phenomenon not in present and args.phenomenon not in registry.names():
+            raise UsageError(f"no runs of {args.phenomenon!r} in {root}; phenomena with runs: "
+                             f"{', '.join(present) or 'none'}; registered: {', '.join(registry.names())}")
         runs = [r for r in runs if r.phenomenon == args.phenomenon]
     for e in errors:
         print(f"phenomon: warning: {e}", file=sys.stderr)
     if not runs:
-        print(f"no runs in {root}")
+        print(f"no runs in {root}" + (f" of {args.phenomenon}" if args.phenomenon else ""))
         return 0
     rows = [("ID", "PHENOMENON", "TOGGLES", "STATUS", "PROGRESS", "METRICS")]
     for r in runs:
         m = r.manifest
         try:
             keys = registry.get(r.phenomenon).headline
-        except UsageError:
-            keys = sorted(m.get("summary") or {})[:4]
+        except UsageError:  # someone's own Lightning code: its losses and accuracies
+            keys = store.text.pick_headline(m.get("summary") or {})
         rows.append((r.id, r.phenomenon, ",".join(m.get("toggles") or []) or "-", r.state, _fmt_progress(m),
                      _fmt_metrics(m, keys)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -227,6 +233,8 @@ def cmd_show(args, argv) -> int:
     if state == "dead":
         state += f" ({info.dead_reason()})"
     print(f"status     {state}" + (f": {m['error']}" if m.get("error") else ""))
+    if m.get("traceback"):  # the innermost frames, where the error was raised
+        print("traceback  " + "\n           ".join(m["traceback"].rstrip().splitlines()[-6:]))
     print(f"progress   {_fmt_progress(m)}   rows {m.get('rows', 0)}")
     print(f"toggles    {', '.join(m.get('toggles') or []) or '(baseline)'}")
     diff = m.get("diff") or {}

@@ -130,7 +130,10 @@ def test_toggles_label():
 def test_headline_and_missing_numbers():
     s = {"test/acc": 0.95312, "train/acc": 1.0, "other": 2.0}
     assert store.headline(s, ("train/acc", "test/acc", "absent")) == "train/acc 1.000  test/acc 0.953"
-    assert store.headline(s, (), limit=2) == "other 2.000  test/acc 0.953"
+    assert store.headline(s, (), limit=2) == "test/acc 0.953  train/acc 1.000", "accuracies before other names"
+    foreign = {"signal/effective_rank": 3.0, "null/step": 9.0, "train_loss_step": 0.5, "val_loss": 0.4,
+               "train_acc_epoch": 0.8, "lr": 0.1}
+    assert store.text.pick_headline(foreign) == ["val_loss", "train_loss_step", "train_acc_epoch", "lr"]
     assert store.fmt_value(None) == store.fmt_value(float("nan")) == "–"
     assert store.fmt_value(0.5) == "+0.50" and store.fmt_value(0.5, "{:.1f}") == "0.5"
 

@@ -1,0 +1,45 @@
+"""Runs of anyone's Lightning code are first-class in `phenomon ls` and `show`: progress, their own metrics."""
+
+from __future__ import annotations
+
+from phenomon import store
+from phenomon.cli import main
+
+
+def _foreign(runs, rid: str, phenomenon: str = "clf", **fields) -> None:
+    m = store.new_manifest(rid, phenomenon, foreign=True, progress={"step": 30, "max_steps": 120}, **fields)
+    w = store.RunWriter(runs / rid, m, background=False)
+    w.log({"signal/effective_rank": 3.0, "null/step": 30.0, "train_loss_step": 0.51, "val_loss": 0.42,
+           "train_acc_epoch": 0.81, "epoch": 1.0}, step=30)
+    w.close("failed", "RuntimeError: boom", traceback="Traceback (most recent call last):\n  ...\nRuntimeError: boom")
+
+
+def test_ls_shows_a_foreign_runs_progress_and_own_metrics(runs, capsys):
+    _foreign(runs, "clf-1")
+    _foreign(runs, "other-1", phenomenon="other")
+    assert main(["ls", "--runs", str(runs), "--phenomenon", "clf"]) == 0
+    header, row = capsys.readouterr().out.splitlines()
+    assert row.split()[:5] == ["clf-1", "clf", "-", "failed", "30/120"]
+    assert "val_loss=0.420 train_loss_step=0.510 train_acc_epoch=0.810" in row and "signal/" not in row
+
+
+def test_ls_phenomenon_neither_present_nor_registered_is_a_usage_error(runs, capsys):
+    _foreign(runs, "clf-1")
+    assert main(["ls", "--runs", str(runs), "--phenomenon", "nope"]) == 2
+    assert "phenomena with runs: clf" in capsys.readouterr().err
+    assert main(["ls", "--runs", str(runs), "--phenomenon", "grokking"]) == 0, "registered, no runs yet"
+    assert "no runs" in capsys.readouterr().out
+
+
+def test_ls_in_a_directory_without_runs_says_so(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PHENOMON_RUNS", raising=False)
+    assert main(["ls"]) == 0
+    assert "no runs" in capsys.readouterr().out
+
+
+def test_show_prints_the_error_and_the_end_of_the_traceback(runs, capsys):
+    _foreign(runs, "clf-1")
+    assert main(["show", "clf-1", "--runs", str(runs)]) == 0
+    out = capsys.readouterr().out
+    assert "status     failed: RuntimeError: boom" in out and "traceback  Traceback" in out
