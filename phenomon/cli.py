@@ -30,7 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run one configuration headless, streaming into the run store")
     r.add_argument("phenomenon")
+    r.add_argument("--config", action="append", default=[], metavar="FILE",
+                   help="hyperparameters from a YAML or JSON file, the keys of --set (which wins); repeatable")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a hyperparameter")
+    r.add_argument("--print-config", action="store_true", help="print the resolved configuration as YAML and exit")
     r.add_argument("--toggle", action="append", default=[], metavar="NAME", help="apply a registered ablation")
     r.add_argument("--preset", help="a named configuration of the phenomenon (see `phenomon phenomena`)")
     r.add_argument("--seed", type=int)
@@ -144,8 +147,11 @@ def cmd_signals(args, argv) -> int:
 def cmd_run(args, argv) -> int:
     from phenomon import registry, runner
 
+    from phenomon.config import sets_from_files, to_dict
+
     ph = registry.get(args.phenomenon)
-    sets = list(args.set)
+    given = [*sets_from_files(args.config), *args.set]  # the file first: --set wins
+    sets = list(given)
     if args.seed is not None:
         sets.append(f"seed={args.seed}")
     if args.max_steps is not None:
@@ -153,6 +159,11 @@ def cmd_run(args, argv) -> int:
             raise UsageError(f"--max-steps must be positive, got {args.max_steps}")
         sets.append(f"max_steps={args.max_steps}")
     cfg = ph.resolve(args.preset, sets, args.toggle)
+    if args.print_config:  # a file `--config` takes back
+        import yaml
+
+        print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
+        return 0
     signals = None
     if args.signals is not None:
         signals = () if args.signals.strip().lower() == "none" else tuple(
@@ -162,7 +173,7 @@ def cmd_run(args, argv) -> int:
         seeds = [args.seed] if args.seed is not None else list(getattr(cfg, "seeds", ph.seeds))
         extra = (("--group", args.group) if args.group else ()) + (("--signals", args.signals) if args.signals else ())
         label = "+".join(args.toggle) or "baseline"
-        return experiment.launch_group(ph, {label: tuple(args.toggle)}, seeds, sets[:len(args.set)], args.preset,
+        return experiment.launch_group(ph, {label: tuple(args.toggle)}, seeds, sets[:len(given)], args.preset,
                                        _root(args), accelerator=args.accelerator, threads=args.threads,
                                        command="run", extra=extra)
     opts = runner.RunOptions(root=_root(args), accelerator=args.accelerator, threads=args.threads, group=args.group,

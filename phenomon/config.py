@@ -94,3 +94,51 @@ def diff(base, cfg) -> dict[str, Any]:
 def config_hash(obj: Any, n: int = 8) -> str:
     """The one configuration identity, `phenomon.store.config_id`; kept for callers not yet moved to it."""
     return config_id(obj, n=n)
+
+
+def sets_from_files(paths: list[str] | None) -> list[str]:
+    """`--config FILE` (YAML or JSON, later files win) as `key=value` pairs, the same keys as `--set`.
+
+    The pairs go before the command line's `--set`, which therefore wins. A list is a tuple field (`seeds: [0, 1]`);
+    a nested mapping is an error, as a key the phenomenon does not have is (reported when the pairs are parsed).
+    """
+    out: list[str] = []
+    for path in paths or ():
+        out += [f"{k}={_as_text(v, k, path)}" for k, v in _load(path).items()]
+    return out
+
+
+def _load(path: str) -> dict[str, Any]:
+    import json
+    from pathlib import Path
+
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as e:
+        raise UsageError(f"--config {path}: {e.strerror or e}") from None
+    try:
+        if p.suffix.lower() == ".json":
+            data = json.loads(text)
+        else:  # YAML, which JSON also is
+            import yaml
+
+            data = yaml.safe_load(text)
+    except Exception as e:  # noqa: BLE001 - any parse error is the user's file: one line naming it
+        raise UsageError(f"--config {path}: not valid {'JSON' if p.suffix.lower() == '.json' else 'YAML'} "
+                         f"({e.__class__.__name__}: {' '.join(str(e).split())[:200]})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UsageError(f"--config {path}: expected a mapping of keys to values, got {type(data).__name__}")
+    return data
+
+
+def _as_text(v: Any, key: str, path: str) -> str:
+    if isinstance(v, dict):
+        raise UsageError(f"--config {path}: {key} is a mapping; keys are flat, as with --set")
+    if isinstance(v, (list, tuple)):
+        return ",".join(_as_text(x, key, path) for x in v)
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)

@@ -59,6 +59,8 @@ def add_parser(sub) -> None:
     e.add_argument("--variants", help="comma-separated variants: the experiment's, or any toggle's name "
                                       "(default: the experiment's)")
     e.add_argument("--seeds", help="comma-separated seeds (default: the phenomenon's, usually 0,1,2)")
+    e.add_argument("--config", action="append", default=[], metavar="FILE",
+                   help="hyperparameters for every run from a YAML or JSON file, the keys of --set (which wins)")
     e.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every run")
     e.add_argument("--preset")
     e.add_argument("--parallel", type=int, help="runs at once (default: the core count)")
@@ -70,7 +72,10 @@ def add_parser(sub) -> None:
 def cmd_experiment(args, argv) -> int:
     from phenomon import registry
 
+    from phenomon.config import sets_from_files
+
     ph = registry.get(args.phenomenon)
+    sets = [*sets_from_files(args.config), *args.set]  # the file first: --set wins
     if not ph.experiment:
         with_exp = [n for n in registry.names() if registry.get(n).experiment]
         raise UsageError(f"{ph.name} has no experiment; phenomena with one: {', '.join(with_exp) or 'none'}")
@@ -82,12 +87,12 @@ def cmd_experiment(args, argv) -> int:
             raise UsageError(f"unknown variant {v!r} for {ph.name}; valid: {', '.join(variants)}")
     try:
         seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else \
-            list(getattr(ph.resolve(args.preset, args.set), "seeds", ph.seeds))
+            list(getattr(ph.resolve(args.preset, sets), "seeds", ph.seeds))
     except ValueError:
         raise UsageError(f"--seeds expects comma-separated integers, got {args.seeds!r}") from None
     if args.parallel is not None and args.parallel < 1:
         raise UsageError(f"--parallel must be >= 1, got {args.parallel}")
-    return launch_group(ph, {v: variants[v] for v in labels}, seeds, list(args.set), args.preset,
+    return launch_group(ph, {v: variants[v] for v in labels}, seeds, sets, args.preset,
                         Path(args.runs) if args.runs else store.default_root(), parallel=args.parallel,
                         accelerator=args.accelerator, threads=args.threads, command="experiment")
 
