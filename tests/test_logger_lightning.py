@@ -16,6 +16,7 @@ from phenomon import store
 from phenomon.callbacks import RunStoreLogger
 from phenomon.callbacks.signal_callback import SignalCallback
 
+pytestmark = pytest.mark.filterwarnings("ignore:You defined a `validation_step` but have no")
 QUIET = dict(enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
 
 
@@ -171,3 +172,18 @@ def test_boring_model_under_the_lightning_package(runs):
     L.Trainer(logger=logger, max_steps=3, **QUIET).fit(LBoring())
     info = _one(runs)
     assert info.state == "finished" and info.manifest["progress"]["step"] == 3
+
+
+@pytest.mark.parametrize("status, exc, expect", [
+    ("success", None, ("finished", None)),
+    ("finished", None, ("killed", "requeued by SLURM")),  # Lightning's requeue handler is the only one to say it
+    ("failed", KeyboardInterrupt(), ("killed", "interrupted")),
+    ("failed", None, ("failed", "Lightning finalized the run as 'failed'")),
+    ("failed", ValueError("bad"), ("failed", "ValueError: bad")),
+])
+def test_lightnings_finalize_status_and_exception_as_a_run_status(status, exc, expect):
+    from phenomon.callbacks.stream import outcome
+
+    state, error, tb = outcome(status, exc)
+    assert state == expect[0] and (error or "").startswith(expect[1] or "")
+    assert (tb is not None) == isinstance(exc, ValueError)
