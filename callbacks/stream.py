@@ -110,7 +110,11 @@ class RunStoreLogger(Logger):
     def _open(self) -> None:
         run_dir = self._root / self._id
         if (run_dir / "run.json").exists():  # version= of an existing run, or a later stage (fit, then test)
-            m = store.read_manifest(run_dir)
+            info = store.run_info(run_dir)
+            m = info.manifest
+            if info.state == "running" and (m.get("pid"), m.get("host")) != (os.getpid(), socket.gethostname()):
+                raise RuntimeError(f"run {self._id} is being written by pid {m.get('pid')} on {m.get('host')}; "
+                                   "two processes cannot write one run (choose another version=)")
             m.update(status="running", pid=os.getpid(), host=socket.gethostname(), ended=None, error=None,
                      traceback=None, config={**(m.get("config") or {}), **self._hparams})
             if m.get("pid_started") != _PROCESS_STARTED:

@@ -187,3 +187,14 @@ def test_lightnings_finalize_status_and_exception_as_a_run_status(status, exc, e
     state, error, tb = outcome(status, exc)
     assert state == expect[0] and (error or "").startswith(expect[1] or "")
     assert (tb is not None) == isinstance(exc, ValueError)
+
+
+def test_a_run_another_live_process_writes_is_not_continued(runs):
+    w = store.RunWriter(runs / "busy", store.new_manifest("busy", "clf", pid=1), background=False)  # pid 1 lives
+    with pytest.raises(RuntimeError, match="is being written by pid 1"):
+        RunStoreLogger(runs, name="clf", version="busy").log_metrics({"x": 1.0}, step=0)
+    w.close("killed")
+    logger = RunStoreLogger(runs, name="clf", version="busy")  # once it has stopped, the run continues
+    logger.log_metrics({"x": 1.0}, step=0)
+    logger.finalize("success")
+    assert _one(runs).manifest["status"] == "finished" and _one(runs).manifest["rows"] == 1
