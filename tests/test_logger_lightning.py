@@ -20,7 +20,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:You defined a `validation_step` 
 QUIET = dict(enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
 
 
-class Classifier(pl.LightningModule):
+class _ClassifierBody:
     """A small classifier as a Lightning user writes one: log_dict, on_epoch, prog_bar, nested hyperparameters."""
 
     def __init__(self, hidden: int = 8, optim: dict | None = None, crash_at: int = -1, interrupt_at: int = -1):
@@ -50,6 +50,10 @@ class Classifier(pl.LightningModule):
 
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=self.hparams.optim["lr"] if self.hparams.optim else 0.1)
+
+
+class Classifier(_ClassifierBody, pl.LightningModule):
+    pass
 
 
 def _data(n: int = 64) -> DataLoader:
@@ -164,14 +168,24 @@ def test_ddp_spawn_parent_reading_the_version_creates_no_run(runs):
     assert not runs.exists()
 
 
-def test_boring_model_under_the_lightning_package(runs):
+def test_boring_model_and_the_classifier_under_the_lightning_package(runs):
     L = pytest.importorskip("lightning")
-    logger = RunStoreLogger(runs, name="unified")
     from lightning.pytorch.demos.boring_classes import BoringModel as LBoring
 
-    L.Trainer(logger=logger, max_steps=3, **QUIET).fit(LBoring())
+    L.Trainer(logger=RunStoreLogger(runs, name="unified"), max_steps=3, **QUIET).fit(LBoring())
     info = _one(runs)
     assert info.state == "finished" and info.manifest["progress"]["step"] == 3
+
+    clf = type("UnifiedClassifier", (_ClassifierBody, L.LightningModule), {})(optim={"lr": 0.1, "nested": {"a": 1}})
+    logger = RunStoreLogger(runs, name="unified-clf")
+    trainer = L.Trainer(logger=logger, max_epochs=1, log_every_n_steps=1, **QUIET)
+    trainer.fit(clf, _data(), _data(16))
+    trainer.test(clf, _data(16))
+    m = store.run_info(runs / logger.version).manifest
+    assert m["status"] == "finished" and m["config"]["optim"] == {"lr": 0.1, "nested": {"a": 1}}
+    assert trainer.log_dir == logger.log_dir and (runs / logger.version / m["checkpoints"]["best"]).is_file()
+    names = set(store.read_metrics(runs / logger.version)["name"].to_list())
+    assert {"train_loss_epoch", "val_loss", "test_acc"} <= names
 
 
 @pytest.mark.parametrize("status, exc, expect", [
