@@ -196,7 +196,7 @@ def test_boring_model_and_the_classifier_under_the_lightning_package(runs):
     ("failed", ValueError("bad"), ("failed", "ValueError: bad")),
 ])
 def test_lightnings_finalize_status_and_exception_as_a_run_status(status, exc, expect):
-    from phenomon.callbacks.stream import outcome
+    from phenomon.callbacks.run_fields import outcome
 
     state, error, tb = outcome(status, exc)
     assert state == expect[0] and (error or "").startswith(expect[1] or "")
