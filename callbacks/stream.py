@@ -212,6 +212,7 @@ class RunStoreLogger(Logger):
 
 
 _PROCESS_STARTED = f"{os.getpid()}@{time.time():.6f}"  # tells a later stage of this process from a resume
+_NAMED: set[tuple[Path, str]] = set()  # run ids this process has handed out
 
 
 def _run_id(root: Path, name: str, version: str | int | None) -> str:
@@ -222,8 +223,9 @@ def _run_id(root: Path, name: str, version: str | int | None) -> str:
         return vid
     rid = f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{socket.gethostname()[:8]}"
     out, n = rid, 2
-    while (root / out).exists():
+    while (root / out).exists() or (root, out) in _NAMED:  # two loggers made in one second have not written yet
         out, n = f"{rid}.{n}", n + 1
+    _NAMED.add((root, out))
     return out
 
 

@@ -160,6 +160,11 @@ def test_signals_reach_every_logger_once_per_step(runs, tmp_path):
     assert "signal/weight_norm" in open(csv_rows).readline()
 
 
+def test_loggers_made_in_the_same_second_name_different_runs(runs):
+    a, b = RunStoreLogger(runs, name="same"), RunStoreLogger(runs, name="same")
+    assert a.version != b.version and not runs.exists()
+
+
 def test_ddp_spawn_parent_reading_the_version_creates_no_run(runs):
     logger = RunStoreLogger(runs, name="spawn")
     state = logger.__getstate__()
