@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -249,7 +250,9 @@ def cmd_show(args, argv) -> int:
     print(f"progress   {_fmt_progress(m)}   rows {m.get('rows', 0)}")
     print(f"toggles    {', '.join(m.get('toggles') or []) or '(baseline)'}")
     diff = m.get("diff") or {}
-    print("config     " + "  ".join(f"{k}={v}{'*' if k in diff else ''}" for k, v in (m.get("config") or {}).items()))
+    shown = lambda v: json.dumps(v) if isinstance(v, (dict, list)) else v  # noqa: E731 - nested hparams as logged
+    print("config     " + "  ".join(f"{k}={shown(v)}{'*' if k in diff else ''}"
+                                    for k, v in (m.get("config") or {}).items()))
     summ = m.get("summary") or {}
     if summ:
         print("final      " + "  ".join(f"{k}={v:.4g}" for k, v in sorted(summ.items())))

@@ -7,7 +7,8 @@ from phenomon.cli import main
 
 
 def _foreign(runs, rid: str, phenomenon: str = "clf", **fields) -> None:
-    m = store.new_manifest(rid, phenomenon, foreign=True, progress={"step": 30, "max_steps": 120}, **fields)
+    m = store.new_manifest(rid, phenomenon, foreign=True, progress={"step": 30, "max_steps": 120},
+                           config={"optim": {"name": "sgd", "lr": 0.1}, "hidden": 8}, **fields)
     w = store.RunWriter(runs / rid, m, background=False)
     w.log({"signal/effective_rank": 3.0, "null/step": 30.0, "train_loss_step": 0.51, "val_loss": 0.42,
            "train_acc_epoch": 0.81, "epoch": 1.0}, step=30)
@@ -43,3 +44,4 @@ def test_show_prints_the_error_and_the_end_of_the_traceback(runs, capsys):
     assert main(["show", "clf-1", "--runs", str(runs)]) == 0
     out = capsys.readouterr().out
     assert "status     failed: RuntimeError: boom" in out and "traceback  Traceback" in out
+    assert 'hidden=8  optim={"lr": 0.1, "name": "sgd"}' in out and "progress   30/120" in out
