@@ -13,6 +13,8 @@ import polars as pl
 from phenomon import catalog
 from phenomon.scorecard import stats as S
 from phenomon.scorecard.units import EARLY, MAG_COLS
+from phenomon.store.axis import Step
+from phenomon.store.axis import parse as parse_axis
 
 ALPHA = 0.05  # false-discovery rate across the whole table
 MIN_PARTIAL = 0.1  # "beyond the norm" needs the partial ρ's interval beyond ±this, not merely clear of zero
@@ -59,7 +61,7 @@ def _prediction(units: pl.DataFrame, sig_rows: dict[tuple, list[dict]]) -> dict[
             r2s, ns, ref = [], 0, {}
             by_group: dict[str, list[dict]] = {}
             for r in rows:
-                if r["axis"] == "step":
+                if isinstance(parse_axis(r["axis"]), Step):
                     by_group.setdefault(r["group"], []).append(r)
             for g, rs in by_group.items():
                 if len(rs) < 4:

@@ -13,25 +13,27 @@ import polars as pl
 
 from phenomon import catalog
 from phenomon.scorecard import stats as S
+from phenomon.store.axis import Axis, ConfigField, Step
+from phenomon.store.axis import parse as parse_axis
 
 # column-safe names of the magnitude confounds
 MAG_COLS = {"signal/weight_norm": "norm", "signal/magnitude/mean_abs": "mean_abs", "signal/magnitude/n_ge_1.5": "n_ge"}
 EARLY = (0.10, 0.25)  # fractions of training at which a signal's value is read to predict a run's outcome
 
 
-def _summary(axis: str, x: np.ndarray, o: np.ndarray) -> float | None:
+def _summary(axis: Axis, x: np.ndarray, o: np.ndarray) -> float | None:
     """The unit's outcome in the phenomenon's own terms (what prediction and intervention are about).
 
     step: the mean outcome over the run (earlier grokking → higher); config (a sweep of final test error): the peak
     height, how far the error rises above the best narrower model; rounds: the mean outcome over rounds."""
     if len(o) == 0:
         return None
-    if axis.startswith("config:"):
+    if isinstance(axis, ConfigField):
         if len(o) < 3:
             return None
         best = np.minimum.accumulate(o)
         return float(np.max(o[1:] - best[:-1]).clip(min=0.0))
-    if axis == "step" and len(x) > 1 and x[-1] > x[0]:
+    if isinstance(axis, Step) and len(x) > 1 and x[-1] > x[0]:
         return float(np.trapezoid(o, x) / (x[-1] - x[0])) if hasattr(np, "trapezoid") else float(np.trapz(o, x) / (x[-1] - x[0]))
     return float(np.mean(o))
 
@@ -70,7 +72,8 @@ def per_unit(pts: pl.DataFrame) -> pl.DataFrame:
     nnull = {(a, b): c for a, b, c in nnull.iter_rows()}
     for (unit,), d in pts.partition_by("unit", as_dict=True, maintain_order=True).items():
         meta = d.row(0, named=True)
-        axis = meta["axis"]
+        axis_name = meta["axis"]
+        axis = parse_axis(axis_name)  # the points frame carries the axis in its stored string form
         wide = d.pivot(on="signal", index="x", values="value", aggregate_function="last").sort("x")
         xo = d.group_by("x").agg(pl.col("outcome").last(), pl.col("run").first()).sort("x")
         x = xo["x"].to_numpy().astype(float)
@@ -79,7 +82,7 @@ def per_unit(pts: pl.DataFrame) -> pl.DataFrame:
         cols = {c: wide[c].to_numpy().astype(float) for c in wide.columns if c != "x"}
         moving = bool(len(o) and (np.nanmax(o) - np.nanmin(o)) >= meta["moves"])
         summary = _summary(axis, x, o)
-        on_out = {f: S.onset(x, o, f) for f in (0.05, 0.10)} if axis == "step" else {}
+        on_out = {f: S.onset(x, o, f) for f in (0.05, 0.10)} if isinstance(axis, Step) else {}
         span = (x[-1] - x[0]) if len(x) > 1 else 0.0
         cache: dict[str, np.ndarray | None] = {}  # standardised ranks of the unit's full-length series
         for sig, v in cols.items():
@@ -95,7 +98,7 @@ def per_unit(pts: pl.DataFrame) -> pl.DataFrame:
                 return cache[key]
 
             r: dict = {"phenomenon": meta["phenomenon"], "group": meta["group"], "toggles": meta["toggles"],
-                       "seed": meta["seed"], "unit": unit, "runs": runs, "axis": axis, "signal": sig,
+                       "seed": meta["seed"], "unit": unit, "runs": runs, "axis": axis_name, "signal": sig,
                        "n": int(ok.sum()), "moving": moving, "summary": summary,
                        "n_null": int(nnull.get((unit, sig), 0)), "moves": meta["moves"],
                        "mean_value": float(vs.mean()) if len(vs) else None,
@@ -146,7 +149,7 @@ def per_unit(pts: pl.DataFrame) -> pl.DataFrame:
                 "the signal is a monotone function of step" if why == "signal" else
                 "the outcome is a monotone function of step" if why == "outcome" else
                 "undefined (constant or too few points)")
-            if axis == "step" and span > 0:
+            if isinstance(axis, Step) and span > 0:
                 for f, key in ((0.05, "lead"), (0.10, "lead10")):
                     so, oo = S.onset(xs, vs, f), on_out.get(f)
                     r[key] = (oo - so) / span if (so is not None and oo is not None and moving) else None
