@@ -1,6 +1,6 @@
 """Scorecard speed: 100 runs × 100,000 rows (target: under 2 s), with a real store written by RunWriter.
 
-Each synthetic run has a grokking-like test accuracy curve and a dozen signal series over 7,700 steps (15 names ×
+Each synthetic run has a grokking-like test accuracy curve and a dozen signal series (15 names ×
 6,666 steps ≈ 100k rows, the two nulls included). The store is built once in a temporary directory (or --root to keep it); then
 `scorecard.scorecard(root)` is timed `--repeat` times and the median printed.
 

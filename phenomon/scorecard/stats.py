@@ -68,19 +68,30 @@ def association(sig: np.ndarray, out: np.ndarray, seed: int = SEED, *, zs: np.nd
     b = zo if zo is not None else standardise(rank(out))
     if a is None or b is None:
         return None, None, None
+    obs, lags, null = association_many(a[None, :], b, [seed])
+    return float(obs[0]), int(lags[0]), null[0]
+
+
+def association_many(Z: np.ndarray, b: np.ndarray, seeds: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`association` for k signals of one unit at once: Z (k, m) the standardised ranks of each signal's increments,
+    b (m,) the outcome's; one FFT for all of them and their surrogates."""
+    k, m = Z.shape
     L = int(round(MAX_LAG * m)) if m >= MIN_LAGGED else 0
     win = np.arange(-L, L + 1) % m
-    A, B = np.fft.rfft(a), np.fft.rfft(b)
+    A, B = np.fft.rfft(Z, axis=1), np.fft.rfft(b)
     # c[l] = mean_t a_t b_(t+l): the signal at t against the outcome l points later
-    c = np.fft.irfft(np.conj(A) * B, n=m) / m
-    best = win[np.abs(c[win]).argmax()]
-    lag = int(best if best <= m // 2 else best - m)
-    # one bank of random phases per length, its rows dealt in a different order to every unit (the k-th draws of
-    # two units, averaged into a pooled null, must be independent)
-    phase = _phases(m)[np.random.default_rng(seed).permutation(N_SHIFTS)]
-    cs = np.fft.irfft(np.conj(A * phase) * B, n=m, axis=1)[:, win] / m
-    null = cs[np.arange(N_SHIFTS), np.abs(cs).argmax(axis=1)]
-    return float(c[best]), lag, null
+    cw = (np.fft.irfft(np.conj(A) * B, n=m, axis=1) / m)[:, win]
+    j = np.abs(cw).argmax(axis=1)
+    obs = cw[np.arange(k), j]
+    best = win[j]
+    lags = np.where(best <= m // 2, best, best - m)
+    # one bank of random phases per length, its rows dealt in a different order to every unit and signal (the k-th
+    # draws of two units, averaged into a pooled null, must be independent)
+    perms = np.stack([np.random.default_rng(s).permutation(N_SHIFTS) for s in seeds])
+    P = _phases(m)[perms]  # (k, N, m//2+1)
+    cs = np.fft.irfft(np.conj(A[:, None, :] * P) * B, n=m, axis=2)[:, :, win] / m
+    null = np.take_along_axis(cs, np.abs(cs).argmax(axis=2)[..., None], axis=2)[..., 0]
+    return obs, lags, null
 
 
 def perm_p(obs: float | None, null: np.ndarray | None) -> float | None:

@@ -62,6 +62,38 @@ def _aligned(dv: np.ndarray, do: np.ndarray, dz: np.ndarray, lag: int):
     return dv[-lag:], do[:m + lag], dz[-lag:]
 
 
+def _seed(unit: str, sig: str) -> int:
+    return zlib.crc32(f"{unit}|{sig}".encode())
+
+
+def _increments(sig: str, v: np.ndarray) -> np.ndarray:
+    if sig == catalog.NULL_STEP:
+        # time itself: any smooth monotone transform of the step has increments ranked like the step index
+        # (convex) or its reverse (concave); Spearman only sees ranks, so one ramp stands for all of them
+        return np.arange(len(v) - 1, dtype=float)
+    return np.diff(v)
+
+
+def _associations(unit: str, cols: dict[str, np.ndarray], o: np.ndarray) -> dict[str, tuple]:
+    """Δ-ρ, lag and surrogate null of every signal logged at every point of the unit, in one batch."""
+    if not np.isfinite(o).all() or len(o) < 5:
+        return {}
+    zo = S.zrank(np.diff(o))
+    if zo is None:
+        return {}
+    names, rows = [], []
+    for sig, v in cols.items():
+        if np.isfinite(v).all():
+            zd = S.zrank(_increments(sig, v))
+            if zd is not None:
+                names.append(sig)
+                rows.append(zd)
+    if not names:
+        return {}
+    obs, lags, null = S.association_many(np.stack(rows), zo, [_seed(unit, n) for n in names])
+    return {n: (float(obs[i]), int(lags[i]), null[i]) for i, n in enumerate(names)}
+
+
 def per_unit(pts: pl.DataFrame) -> pl.DataFrame:
     """One row per signal × unit (see the module docstring); `rho_null` holds the shifted correlations."""
     rows: list[dict] = []
@@ -85,6 +117,7 @@ def per_unit(pts: pl.DataFrame) -> pl.DataFrame:
         on_out = {f: S.onset(x, o, f) for f in (0.05, 0.10)} if isinstance(axis, Step) else {}
         span = (x[-1] - x[0]) if len(x) > 1 else 0.0
         cache: dict[str, np.ndarray | None] = {}  # standardised ranks of the unit's full-length series
+        assoc = _associations(unit, cols, o)  # the fully logged signals' Δ-ρ, in one batch
         for sig, v in cols.items():
             ok = np.isfinite(v)
             xs, vs, os_ = x[ok], v[ok], o[ok]
@@ -105,13 +138,12 @@ def per_unit(pts: pl.DataFrame) -> pl.DataFrame:
                        "final_outcome": float(os_[-1]) if len(os_) else None}
             zv = S.zrank(vs)
             r["rho_level"] = _cz(zv, z("o", os_))
-            dv, do = np.diff(vs), np.diff(os_)
-            if sig == catalog.NULL_STEP:
-                # time itself: any smooth monotone transform of the step has increments ranked like the step index
-                # (convex) or its reverse (concave); Spearman only sees ranks, so one ramp stands for all of them
-                dv = np.arange(len(dv), dtype=float)
+            dv, do = _increments(sig, vs), np.diff(os_)
             zdv, zdo = S.zrank(dv), z("do", do)
-            rho, lag, null = S.association(dv, do, seed=zlib.crc32(f"{unit}|{sig}".encode()), zs=zdv, zo=zdo)
+            if sig in assoc:
+                rho, lag, null = assoc[sig]
+            else:
+                rho, lag, null = S.association(dv, do, seed=_seed(unit, sig), zs=zdv, zo=zdo)
             r["rho"], r["lag"], r["rho_null"] = rho, lag, (null.tolist() if null is not None else None)
             r["why_rho"] = None if rho is not None else _why(dv) if len(dv) < 4 or S.standardise(dv) is None \
                 else "outcome constant"
