@@ -6,6 +6,7 @@ Every function returns None (never a number) when its quantity is undefined, and
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 
@@ -94,11 +95,33 @@ def association_many(Z: np.ndarray, b: np.ndarray, seeds: list[int]) -> tuple[np
     return obs, lags, null
 
 
-def perm_p(obs: float | None, null: np.ndarray | None) -> float | None:
-    """Two-sided p-value of `obs` against a null sample (the observed value counts as one of the null's draws)."""
-    if obs is None or null is None or len(null) == 0:
+def surrogate_z(obs: float | None, null: np.ndarray | None) -> float | None:
+    """How far |obs| lies above the surrogates' |values|, in their standard deviations. The statistic is the largest
+    |ρ| over lags, so its null is a distribution of magnitudes (signed, it would be two-humped): a normal fitted to
+    the surrogate magnitudes gives p beyond the 1/(N+1) floor that 199 surrogates would otherwise impose."""
+    if obs is None or null is None or len(null) < 20:
         return None
-    return float((1 + np.sum(np.abs(null) >= abs(obs) - 1e-12)) / (1 + len(null)))
+    mag = np.abs(np.asarray(null, dtype=float))
+    sd = mag.std(ddof=1)
+    if not np.isfinite(sd) or sd <= 0:
+        return None
+    return float((abs(obs) - mag.mean()) / sd)
+
+
+def z_to_p(z: float | None) -> float | None:
+    """One-sided upper-tail p of a standard normal z."""
+    return None if z is None else float(0.5 * math.erfc(z / math.sqrt(2)))
+
+
+def perm_p(obs: float | None, null: np.ndarray | None) -> float | None:
+    """p of one unit's association against its surrogates (see `surrogate_z`)."""
+    return z_to_p(surrogate_z(obs, null))
+
+
+def stouffer_p(zs: list[float]) -> float | None:
+    """Units pooled: Stouffer's Z = Σ z / √n, one-sided p."""
+    zs = [z for z in zs if z is not None]
+    return z_to_p(sum(zs) / math.sqrt(len(zs))) if zs else None
 
 
 def bh(p: list[float | None]) -> list[float | None]:

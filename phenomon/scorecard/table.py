@@ -160,11 +160,9 @@ def aggregate(units: pl.DataFrame, invariance: dict[str, dict] | None = None) ->
         row["tracking"], row["tracking_lo"], row["tracking_hi"] = row.pop("rho"), row.pop("rho_lo"), row.pop("rho_hi")
         row.pop("rho_n")
         row["level_rho"] = float(np.median(_vals(moving, "rho_level"))) if len(_vals(moving, "rho_level")) else None
-        if scored:  # pooled circular-shift null: the same shift fraction applied in every unit, then averaged
-            null = np.mean(np.array([r["rho_null"] for r in scored], float), axis=0)
-            row["p"] = S.perm_p(row["tracking"], null)
-        else:
-            row["p"] = None
+        # each unit against its own surrogates, pooled by Stouffer's Z (the interval of the mean Δ-ρ speaks to
+        # whether the units agree in sign)
+        row["p"] = S.stouffer_p([S.surrogate_z(r["rho"], np.asarray(r["rho_null"])) for r in scored]) if scored else None
         row["why_tracking"] = None if scored else ("the outcome does not move in any unit" if not moving else
                                                    _why(moving, "rho") or "undefined")
         row.update(_estimate(scored, "null_margin"))
