@@ -13,7 +13,7 @@ import polars as pl
 from phenomon import catalog
 from phenomon.scorecard import stats as S
 from phenomon.scorecard.units import EARLY, MAG_COLS
-from phenomon.store.axis import Step
+from phenomon.store.axis import RoundMetric, Step
 from phenomon.store.axis import parse as parse_axis
 
 ALPHA = 0.05  # false-discovery rate across the whole table
@@ -52,7 +52,8 @@ def _null_margin(rows: list[dict], nulls_by_unit: dict[str, float]) -> None:
 
 def _prediction(units: pl.DataFrame, sig_rows: dict[tuple, list[dict]]) -> dict[tuple, dict]:
     """Leave-one-out R² of the signal read at an early fraction of training → the unit's outcome summary, within
-    comparison groups of ≥ 4 units; the same for the weight norm and the nulls as predictors. Step axes only."""
+    comparison groups of ≥ 4 units; the same for the weight norm and the nulls as predictors. Step and round axes (a
+    sweep's points are different models: nothing in them is "early")."""
     out: dict[tuple, dict] = {}
     for (sig, ph), rows in sig_rows.items():
         res: dict = {}
@@ -61,7 +62,7 @@ def _prediction(units: pl.DataFrame, sig_rows: dict[tuple, list[dict]]) -> dict[
             r2s, ns, ref = [], 0, {}
             by_group: dict[str, list[dict]] = {}
             for r in rows:
-                if isinstance(parse_axis(r["axis"]), Step):
+                if isinstance(parse_axis(r["axis"]), (Step, RoundMetric)):
                     by_group.setdefault(r["group"], []).append(r)
             for g, rs in by_group.items():
                 if len(rs) < 4:

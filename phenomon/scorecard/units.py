@@ -13,7 +13,7 @@ import polars as pl
 
 from phenomon import catalog
 from phenomon.scorecard import stats as S
-from phenomon.store.axis import Axis, ConfigField, Step
+from phenomon.store.axis import Axis, ConfigField, RoundMetric, Step
 from phenomon.store.axis import parse as parse_axis
 
 # column-safe names of the magnitude confounds
@@ -181,17 +181,19 @@ def per_unit(pts: pl.DataFrame) -> pl.DataFrame:
                 "the signal is a monotone function of step" if why == "signal" else
                 "the outcome is a monotone function of step" if why == "outcome" else
                 "undefined (constant or too few points)")
+            r["lead"] = r["lead10"] = None
             if isinstance(axis, Step) and span > 0:
                 for f, key in ((0.05, "lead"), (0.10, "lead10")):
                     so, oo = S.onset(xs, vs, f), on_out.get(f)
                     r[key] = (oo - so) / span if (so is not None and oo is not None and moving) else None
-                for f in EARLY:
-                    i = int(np.searchsorted(xs, xs[0] + f * span)) if len(xs) else 0
-                    r[f"at{int(f * 100)}"] = float(vs[i]) if i < len(vs) else None
-            else:
-                r["lead"] = r["lead10"] = None
-                for f in EARLY:
-                    r[f"at{int(f * 100)}"] = None
+            for f in EARLY:
+                # the signal early in training (steps) or early in the pruning lineage (rounds); a sweep has no
+                # "early": its points are different models
+                key = f"at{int(f * 100)}"
+                r[key] = None
+                if isinstance(axis, (Step, RoundMetric)) and span > 0 and len(xs):
+                    i = int(np.searchsorted(xs, xs[0] + f * span))
+                    r[key] = float(vs[i]) if i < len(vs) else None
             rows.append(r)
     return pl.DataFrame(rows, infer_schema_length=None)
 
