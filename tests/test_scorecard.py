@@ -167,3 +167,29 @@ def test_bad_input_is_stated_not_measured(tmp_path):
 def test_empty_store(tmp_path):
     (tmp_path / "runs").mkdir()
     assert scorecard.scorecard(tmp_path / "runs").height == 0
+
+
+def test_one_unit_gets_no_interval_and_says_so(tmp_path):
+    runs = tmp_path / "runs"
+    _write(runs, "only", [], 0)
+    t = {r["signal"]: r for r in scorecard.scorecard(runs).filter(pl.col("phenomenon") == "grokking").iter_rows(named=True)}
+    c = t["signal/cause"]
+    assert c["n_units"] == 1 and c["tracking"] is not None and c["tracking_lo"] is None, "an estimate, no interval"
+    assert c["beats_null"] is None and c["explains"] is None, "undefined, not False and not a number"
+    assert "fewer than 3 units" in c["verdict"] or "does not track" in c["verdict"]
+    assert c["lead_lo"] is None and c["partial_norm_lo"] is None
+
+
+def test_a_run_without_signals_scores_nothing(tmp_path, capsys):
+    from phenomon.cli import main
+
+    runs = tmp_path / "runs"
+    w = store.RunWriter(runs / "plain", store.new_manifest("plain", "grokking", toggles=[], seed=0), background=False)
+    for i, s in enumerate(STEPS):
+        w.log({"test/acc": i / len(STEPS)}, step=int(s))
+    w.close("finished")
+    assert main(["score", "--runs", str(runs)]) == 0
+    out = capsys.readouterr().out
+    assert out.strip().splitlines() == [f"no scored runs in {runs} (runs need an outcome metric and signals)"]
+    assert main(["score", "--runs", str(runs), "--json"]) == 0
+    assert capsys.readouterr().out.strip() == "[]"
