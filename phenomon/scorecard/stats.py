@@ -42,7 +42,7 @@ MIN_LAGGED = 30  # shorter units (sweeps, rounds) are judged at lag 0
 @functools.lru_cache(maxsize=64)
 def _phases(m: int) -> np.ndarray:
     k = m // 2 + 1
-    phase = np.exp(2j * np.pi * np.random.default_rng(SEED + m).random((N_SHIFTS, k)))
+    phase = np.exp(2j * np.pi * np.random.default_rng(SEED + m).random((N_SHIFTS, k))).astype(np.complex64)
     phase[:, 0] = 1.0
     if m % 2 == 0:
         phase[:, -1] = 1.0
@@ -79,7 +79,8 @@ def association_many(Z: np.ndarray, b: np.ndarray, seeds: list[int]) -> tuple[np
     k, m = Z.shape
     L = int(round(MAX_LAG * m)) if m >= MIN_LAGGED else 0
     win = np.arange(-L, L + 1) % m
-    A, B = np.fft.rfft(Z, axis=1), np.fft.rfft(b)
+    # single precision: correlations to 1e-6 are plenty, and the surrogates' FFTs are most of the scorecard's time
+    A, B = np.fft.rfft(Z.astype(np.float32), axis=1), np.fft.rfft(b.astype(np.float32))
     # c[l] = mean_t a_t b_(t+l): the signal at t against the outcome l points later
     cw = (np.fft.irfft(np.conj(A) * B, n=m, axis=1) / m)[:, win]
     j = np.abs(cw).argmax(axis=1)
@@ -89,10 +90,10 @@ def association_many(Z: np.ndarray, b: np.ndarray, seeds: list[int]) -> tuple[np
     # one bank of random phases per length, its rows dealt in a different order to every unit and signal (the k-th
     # draws of two units, averaged into a pooled null, must be independent)
     perms = np.stack([np.random.default_rng(s).permutation(N_SHIFTS) for s in seeds])
-    P = _phases(m)[perms]  # (k, N, m//2+1)
+    P = _phases(m)[perms]  # (k, N, m//2+1), complex64
     cs = np.fft.irfft(np.conj(A[:, None, :] * P) * B, n=m, axis=2)[:, :, win] / m
     null = np.take_along_axis(cs, np.abs(cs).argmax(axis=2)[..., None], axis=2)[..., 0]
-    return obs, lags, null
+    return obs.astype(float), lags, null.astype(float)
 
 
 def surrogate_z(obs: float | None, null: np.ndarray | None) -> float | None:

@@ -48,6 +48,15 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float | None:
     return _cz(S.zrank(a), S.zrank(b))
 
 
+def _pc(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Pearson correlation (of rank scores already computed on the whole series)."""
+    if len(a) < 4:
+        return None
+    a, b = a - a.mean(), b - b.mean()
+    d = float(np.sqrt((a @ a) * (b @ b)))
+    return float(a @ b / d) if d > 0 else None
+
+
 def _cz(za: np.ndarray | None, zb: np.ndarray | None) -> float | None:
     """Spearman ρ from standardised ranks."""
     if za is None or zb is None or len(za) < 4:
@@ -162,12 +171,14 @@ def per_unit(pts: pl.DataFrame) -> pl.DataFrame:
                     r[f"partial_{col}"], r[f"why_{col}"] = None, "not logged at every point"
                     continue
                 # at the signal's own lag, the confound aligned with the signal
+                zz = z(f"d{name}", dz)
                 if not lag:
-                    zz = z(f"d{name}", dz)
                     p, why = S.partial(_cz(zdv, zdo), _cz(zdv, zz), _cz(zdo, zz))
-                else:
-                    x_, y_, z_ = _aligned(dv, do, dz, lag)
-                    p, why = S.partial(_corr(x_, y_), _corr(x_, z_), _corr(y_, z_))
+                elif zdv is None or zdo is None or zz is None:
+                    p, why = None, "too few points"
+                else:  # the ranks' correlation over the overlap of the lagged series
+                    x_, y_, z_ = _aligned(zdv, zdo, zz, lag)
+                    p, why = S.partial(_pc(x_, y_), _pc(x_, z_), _pc(y_, z_))
                 r[f"partial_{col}"] = p
                 r[f"why_{col}"] = None if p is not None else (
                     f"the signal's changes are a monotone function of {name}'s" if why == "signal" else
