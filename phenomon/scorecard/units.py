@@ -108,19 +108,27 @@ def per_unit(pts: pl.DataFrame) -> pl.DataFrame:
     rows: list[dict] = []
     if pts.height == 0:
         return pl.DataFrame()
-    pts = pts.filter(pl.col("outcome").is_not_null()).sort("unit", "signal", "x")
+    pts = pts.filter(pl.col("outcome").is_not_null())
     nnull = pts.group_by("unit", "signal").agg(pl.col("n_null").sum())
     nnull = {(a, b): c for a, b, c in nnull.iter_rows()}
-    for (unit,), d in pts.partition_by("unit", as_dict=True, maintain_order=True).items():
-        meta = d.row(0, named=True)
+    # every unit's points as one wide frame (x, outcome, one column per signal), split once: a few queries in all,
+    # not a handful per unit
+    meta = pts.group_by("unit", maintain_order=True).agg(
+        pl.col("phenomenon", "group", "toggles", "seed", "axis", "moves").first(), pl.col("run").unique(),
+        pl.col("signal").unique())
+    wide_all = (pts.pivot(on="signal", index=["unit", "x"], values="value", aggregate_function="last")
+                .join(pts.group_by("unit", "x").agg(pl.col("outcome").last().alias("__outcome")), on=["unit", "x"])
+                .sort("unit", "x"))
+    parts = wide_all.partition_by("unit", as_dict=True, maintain_order=True)
+    for meta in meta.iter_rows(named=True):
+        unit = meta["unit"]
+        wide = parts[(unit,)]
         axis_name = meta["axis"]
         axis = parse_axis(axis_name)  # the points frame carries the axis in its stored string form
-        wide = d.pivot(on="signal", index="x", values="value", aggregate_function="last").sort("x")
-        xo = d.group_by("x").agg(pl.col("outcome").last(), pl.col("run").first()).sort("x")
-        x = xo["x"].to_numpy().astype(float)
-        o = xo["outcome"].to_numpy().astype(float)
-        runs = xo["run"].unique().to_list()
-        cols = {c: wide[c].to_numpy().astype(float) for c in wide.columns if c != "x"}
+        x = wide["x"].to_numpy().astype(float)
+        o = wide["__outcome"].to_numpy().astype(float)
+        runs = sorted(meta["run"])
+        cols = {c: wide[c].to_numpy().astype(float) for c in sorted(meta["signal"])}
         moving = bool(len(o) and (np.nanmax(o) - np.nanmin(o)) >= meta["moves"])
         summary = _summary(axis, x, o)
         on_out = {f: S.onset(x, o, f) for f in (0.05, 0.10)} if isinstance(axis, Step) else {}
