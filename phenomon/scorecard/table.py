@@ -161,9 +161,12 @@ def aggregate(units: pl.DataFrame, invariance: dict[str, dict] | None = None) ->
         row["tracking"], row["tracking_lo"], row["tracking_hi"] = row.pop("rho"), row.pop("rho_lo"), row.pop("rho_hi")
         row.pop("rho_n")
         row["level_rho"] = float(np.median(_vals(moving, "rho_level"))) if len(_vals(moving, "rho_level")) else None
-        # each unit against its own surrogates, pooled by Stouffer's Z (the interval of the mean Δ-ρ speaks to
-        # whether the units agree in sign)
-        row["p"] = S.stouffer_p([S.surrogate_z(r["rho"], np.asarray(r["rho_null"])) for r in scored]) if scored else None
+        # one unit: |Δ-ρ| against its surrogates' magnitudes; several: the mean signed Δ-ρ against means of one
+        # surrogate draw per unit (agreement in sign across seeds and toggles is the evidence)
+        if len(scored) == 1:
+            row["p"] = S.perm_p(scored[0]["rho"], np.asarray(scored[0]["rho_null"]))
+        else:
+            row["p"] = S.pooled_p([r["rho"] for r in scored], [r["rho_null"] for r in scored]) if scored else None
         row["why_tracking"] = None if scored else ("the outcome does not move in any unit" if not moving else
                                                    _why(moving, "rho") or "undefined")
         row.update(_estimate(scored, "null_margin"))
