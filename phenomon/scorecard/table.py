@@ -127,8 +127,8 @@ def _invariance(rows: list[dict], inv: dict[str, dict]) -> dict:
     seen, moved, worst = 0, 0, None
     for rid in {rid for r in rows for rid in r["runs"]}:
         s = inv.get(rid, {}).get(rows[0]["signal"])
-        if not isinstance(s, dict) or not isinstance(s.get("rel_change"), (int, float)):
-            continue
+        if not isinstance(s, dict) or not isinstance(s.get("rel_change"), (int, float)) or s.get("all_zero"):
+            continue  # a signal that is 0 before and after every rescaling is vacuously invariant: no evidence
         seen += 1
         moved += int(not s.get("invariant", False))
         worst = max(worst or 0.0, float(s["rel_change"]))
