@@ -193,3 +193,20 @@ def test_a_run_without_signals_scores_nothing(tmp_path, capsys):
     assert out.strip().splitlines() == [f"no scored runs in {runs} (runs need an outcome metric and signals)"]
     assert main(["score", "--runs", str(runs), "--json"]) == 0
     assert capsys.readouterr().out.strip() == "[]"
+
+
+def test_invariance_is_read_from_each_run(tmp_path):
+    import json
+
+    runs = tmp_path / "runs"
+    for seed in range(3):
+        _write(runs, f"b{seed}", [], seed)
+        (runs / f"b{seed}" / "invariance.json").write_text(json.dumps({"function_preserved": True, "signals": {
+            "signal/cause": {"rel_change": 0.0, "invariant": True},
+            "signal/proxy": {"rel_change": 0.5 if seed == 1 else 0.0, "invariant": seed != 1},
+            "signal/noise": {"rel_change": 0.0, "invariant": True, "all_zero": True}}}))
+    t = {r["signal"]: r for r in scorecard.scorecard(runs).filter(pl.col("phenomenon") == "grokking").iter_rows(named=True)}
+    assert t["signal/cause"]["invariant"] is True and t["signal/cause"]["inv_runs"] == 3
+    assert t["signal/proxy"]["invariant"] is False, "one run where it moved is enough"
+    assert t["signal/noise"]["invariant"] is None, "0 throughout: vacuous, not evidence"
+    assert t["signal/timer"]["invariant"] is None, "not checked: undefined"
