@@ -1,7 +1,7 @@
 """Scorecard speed: 100 runs × 100,000 rows (target: under 2 s), with a real store written by RunWriter.
 
-Each synthetic run has a grokking-like test accuracy curve and a dozen signal series over 7,700 steps (13 names ×
-7,700 steps ≈ 100k rows). The store is built once in a temporary directory (or --root to keep it); then
+Each synthetic run has a grokking-like test accuracy curve and a dozen signal series (15 names ×
+6,666 steps ≈ 100k rows, the two nulls included). The store is built once in a temporary directory (or --root to keep it); then
 `scorecard.scorecard(root)` is timed `--repeat` times and the median printed.
 
     python bench/scorecard_bench.py
@@ -28,7 +28,7 @@ SIGNALS = ["weight_norm", "prime_count", "prime_count/scaled10", "magnitude/mean
 
 
 def build(root: Path, runs: int, rows: int) -> None:
-    names = ["test/acc"] + [f"signal/{s}" for s in SIGNALS]
+    names = ["test/acc"] + [f"signal/{s}" for s in SIGNALS] + ["null/step", "null/random_walk"]
     n_steps = rows // len(names)
     steps = np.arange(n_steps, dtype=np.int64) * 10
     rng = np.random.default_rng(0)
@@ -42,6 +42,8 @@ def build(root: Path, runs: int, rows: int) -> None:
         cols = {"test/acc": acc}
         for j, s in enumerate(SIGNALS):
             cols[f"signal/{s}"] = np.cumsum(rng.standard_normal(n_steps)) + (j - 6) * acc
+        cols["null/step"] = steps.astype(float)  # as every real run logs them
+        cols["null/random_walk"] = np.cumsum(rng.standard_normal(n_steps))
         df = pl.DataFrame({
             "step": np.tile(steps, len(names)), "epoch": np.zeros(n_steps * len(names), dtype=np.int64),
             "wall": np.tile(steps.astype(float), len(names)), "name": np.repeat(names, n_steps),

@@ -173,7 +173,7 @@ def cmd_run(args, argv) -> int:
     if ph.sweep_values(cfg):  # the sweep field left at 0: one child run per value (and seed), judged as a group
         seeds = [args.seed] if args.seed is not None else list(getattr(cfg, "seeds", ph.seeds))
         extra = (("--group", args.group) if args.group else ()) + (("--signals", args.signals) if args.signals else ())
-        label = "+".join(args.toggle) or "baseline"
+        label = store.toggles_label(args.toggle)
         return experiment.launch_group(ph, {label: tuple(args.toggle)}, seeds, sets[:len(given)], args.preset,
                                        _root(args), accelerator=args.accelerator, threads=args.threads,
                                        command="run", extra=extra)

@@ -155,7 +155,10 @@ def check(root: Path, h: Hypothesis) -> tuple[str, str]:
         return ("supported" if ok else "refuted"), f"mean |Δ-ρ| {v:.2f}, q={q:.3f}, n={n}{_interval(r, 'tracking')}"
     if h.expect == "lead":
         if r["lead"] is None:
-            return "not enough runs", f"no onset lead: {'not a step axis' if r['axis'] != 'step' else 'a curve never moves'}"
+            from phenomon.store.axis import Step, parse
+
+            on_steps = isinstance(parse(r["axis"]), Step)
+            return "not enough runs", f"no onset lead: {'a curve never moves' if on_steps else 'leads are judged over steps only'}"
         if r["lead_lo"] is None:
             return "not enough runs", f"median lead {r['lead']:+.2f} from {r['lead_n']} unit(s): no interval (need 3)"
         ok = r["lead_lo"] > h.threshold

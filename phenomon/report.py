@@ -46,7 +46,7 @@ def write_report(root: Path, group: str | None, out: Path) -> list[Path]:
         axis = scorecard.unit_of(ph).x_axis
         if not isinstance(axis, Step):  # a sweep or pruning rounds: plot against that axis, from the scorecard's points
             pts = scorecard.series([r for r in runs if r.phenomenon == ph], problems)
-            written += _axis_figures(ph, axis, pts, out, colors, plt)
+            written += _axis_figures(ph, axis, pts, [r for r in runs if r.phenomenon == ph], out, colors, plt)
             continue
         # this phenomenon's configurations, each with its colour (the same in both figures)
         mine = [(colors[i % len(colors)], label, fs)
@@ -63,12 +63,20 @@ def write_report(root: Path, group: str | None, out: Path) -> list[Path]:
                     ax.plot(b["step"], b["mean"], ls, color=color, label=f"{label} {stage}")
                     if len(fs) > 1:
                         ax.fill_between(b["step"], b["lo"], b["hi"], color=color, alpha=0.2)
+        for color, label, fs in mine:  # landmarks: where each configuration memorised and generalised (mean over seeds)
+            marks = _landmarks([r for r in runs if r.phenomenon == ph and store.label_of(r.manifest) == label])
+            for name, (x, ls) in marks.items():
+                for ax in axes:
+                    ax.axvline(x, color=color, ls=ls, lw=0.8, alpha=0.8)
+                axes[0].annotate(name, (x, 0.02), xycoords=("data", "axes fraction"), rotation=90, fontsize=6,
+                                 color=color, va="bottom", ha="right")
         for ax, split in zip(axes, ("accuracy", "loss")):
             ax.set_xscale("log")
-            ax.set_xlabel("optimiser step")
-            ax.set_ylabel(split)
-            if ax.has_data():
-                ax.legend(fontsize=7)
+            ax.set_xlabel("optimiser step (log)")
+            ax.set_ylabel(f"{split} (train dashed, test solid)")
+        if axes[0].has_data():
+            axes[1].legend(*axes[0].get_legend_handles_labels(), fontsize=7, loc="upper left",
+                           bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
         if axes[1].has_data():
             axes[1].set_yscale("log")
         fig.suptitle(f"{ph}: toggles overlaid ({len([r for r in runs if r.phenomenon == ph])} runs)")
@@ -93,13 +101,15 @@ def write_report(root: Path, group: str | None, out: Path) -> list[Path]:
                         ax.plot(g["step"], g[s], color=color, lw=1, label=label)
                 ax.set_title(s.removeprefix("signal/"), fontsize=9)
                 ax.set_xscale("log")
+                ax.set_xlabel("optimiser step (log)", fontsize=7)
+                ax.set_ylabel("value", fontsize=7)
             for ax in list(axes.flat)[len(shown):]:
                 ax.axis("off")
             handles, labels = axes.flat[0].get_legend_handles_labels()
             uniq = dict(zip(labels, handles))
-            fig.legend(uniq.values(), uniq.keys(), loc="upper right", fontsize=7)
-            fig.suptitle(f"{ph}: explanation signals over training")
-            fig.tight_layout()
+            fig.suptitle(f"{ph}: explanation signals over training (one line per run)")
+            fig.tight_layout(rect=(0, 0, 0.86, 1))
+            fig.legend(uniq.values(), uniq.keys(), loc="upper left", bbox_to_anchor=(0.865, 0.95), fontsize=7)
             p = out / f"{ph}_signals.png"
             fig.savefig(p, dpi=110)
             plt.close(fig)
@@ -138,7 +148,7 @@ def write_report(root: Path, group: str | None, out: Path) -> list[Path]:
     return [*written, p]
 
 
-def _axis_figures(ph: str, axis, pts: pl.DataFrame, out: Path, colors, plt) -> list[Path]:
+def _axis_figures(ph: str, axis, pts: pl.DataFrame, runs: list, out: Path, colors, plt) -> list[Path]:
     """Outcome and signals against a sweep field or the pruning round: mean over seeds, min-max band."""
     if pts.height == 0:
         return []
@@ -155,19 +165,7 @@ def _axis_figures(ph: str, axis, pts: pl.DataFrame, out: Path, colors, plt) -> l
         if isinstance(axis, ConfigField):
             ax.set_xscale("log")
 
-    written = []
-    outcome = pts.unique(["unit", "x"]).select("label", "x", "outcome")
-    fig, ax = plt.subplots(figsize=(7, 4))
-    draw(ax, outcome, "outcome")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(scorecard.unit_of(ph).outcome)
-    ax.legend(fontsize=7)
-    fig.suptitle(f"{ph}: toggles overlaid")
-    fig.tight_layout()
-    p = out / f"{ph}_curves.png"
-    fig.savefig(p, dpi=120)
-    plt.close(fig)
-    written.append(p)
+    written = [_outcome_figure(ph, axis, runs, out, colors, plt)]
     shown = [s for s in SHOWN_SIGNALS if s in set(pts["signal"].unique().to_list())]
     if shown:
         nrow = -(-len(shown) // 3)
@@ -177,15 +175,104 @@ def _axis_figures(ph: str, axis, pts: pl.DataFrame, out: Path, colors, plt) -> l
             ax.set_title(s.removeprefix("signal/"), fontsize=9)
         for ax in list(axes.flat)[len(shown):]:
             ax.axis("off")
+        for ax in axes.flat:
+            ax.set_xlabel(xlabel, fontsize=7)
+            ax.set_ylabel("final value", fontsize=7)
         handles, names = axes.flat[0].get_legend_handles_labels()
-        fig.legend(handles, names, loc="upper right", fontsize=7)
-        fig.suptitle(f"{ph}: explanation signals against {xlabel}")
-        fig.tight_layout()
+        fig.suptitle(f"{ph}: explanation signals against {xlabel} (mean over seeds, min–max band)")
+        fig.tight_layout(rect=(0, 0, 0.86, 1))
+        fig.legend(handles, names, loc="upper left", bbox_to_anchor=(0.865, 0.95), fontsize=7)
         p = out / f"{ph}_signals.png"
         fig.savefig(p, dpi=110)
         plt.close(fig)
         written.append(p)
     return written
+
+
+def _landmarks(runs: list) -> dict[str, tuple[float, str]]:
+    """Memorisation (train ≥ 99%) and generalisation (test ≥ 95%) steps from the runs' verdicts, mean over seeds."""
+    out = {}
+    for key, name, ls in (("train_99_step", "memorised", ":"), ("test_95_step", "grokked", "--")):
+        xs = [(r.manifest.get("verdict_numbers") or {}).get(key) for r in runs]
+        xs = [float(x) for x in xs if isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0]
+        if xs and len(xs) == len(runs):  # a landmark only where every seed reached it
+            out[name] = (sum(xs) / len(xs), ls)
+    return out
+
+
+def _final_rows(runs: list, names: tuple[str, ...]) -> pl.DataFrame:
+    """The last value of each of `names` per (run, round), with the run's label and seed."""
+    parts = []
+    for r in runs:
+        d = store.read_metrics(r.dir, problems=[], columns=("name", "value", "round"))
+        d = d.filter(pl.col("name").is_in(list(names)) & pl.col("value").is_not_null())
+        if d.height:
+            parts.append(d.group_by("round", "name").agg(pl.col("value").last()).with_columns(
+                run=pl.lit(r.id), label=pl.lit(store.label_of(r.manifest)),
+                width=pl.lit(float((r.manifest.get("config") or {}).get("width") or 0))))
+    if not parts:
+        return pl.DataFrame()
+    return pl.concat(parts, how="vertical_relaxed").pivot(on="name", index=["run", "label", "width", "round"],
+                                                          values="value")
+
+
+def _outcome_figure(ph: str, axis, runs: list, out: Path, colors, plt) -> Path:
+    """A sweep: test and train error against width, the interpolation threshold marked. Pruning rounds: accuracy
+    against the weights remaining (log, sparser to the right), the dense network as a reference line."""
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    outcome = scorecard.unit_of(ph).outcome
+    if isinstance(axis, ConfigField):
+        train = outcome.replace("test", "train")
+        rows = _final_rows(runs, (outcome, train))
+        for i, lab in enumerate(sorted(rows["label"].unique().to_list()) if rows.height else []):
+            d = rows.filter(pl.col("label") == lab).rename({"width": "x"})
+            c = colors[i % len(colors)]
+            for col, ls, what in ((outcome, "o-", "test"), (train, "s--", "train")):
+                if col not in d.columns:
+                    continue
+                b = store.mean_band(d.drop_nulls(col), "x", col).collect()
+                ax.plot(b["x"], b["mean"], ls, ms=3, color=c, label=f"{lab} {what}")
+                ax.fill_between(b["x"], b["lo"], b["hi"], color=c, alpha=0.15)
+                if what == "train":  # the interpolation threshold: the first width fitting the train set (≤ 1%)
+                    fit = b.filter(pl.col("mean") <= 0.01)
+                    if fit.height:
+                        ax.axvline(fit["x"][0], color=c, ls=":", lw=1)
+                        ax.annotate(f"interpolation ({lab})", (fit["x"][0], 0.98), xycoords=("data", "axes fraction"),
+                                    rotation=90, fontsize=6, color=c, va="top", ha="right")
+        ax.set_xscale("log")
+        ax.set_xlabel(f"{axis.label} (log)")
+        ax.set_ylabel("error (test solid, train dashed)")
+    else:
+        rows = _final_rows(runs, (outcome, "round/test_acc", axis.name))
+        acc = "round/test_acc" if rows.height and "round/test_acc" in rows.columns else outcome
+        dense = None
+        for i, lab in enumerate(sorted(rows["label"].unique().to_list()) if rows.height else []):
+            d = rows.filter(pl.col("label") == lab)
+            if axis.name not in d.columns or acc not in d.columns:
+                continue
+            name = "ticket" if lab == "baseline" else lab
+            d = d.with_columns(x=(pl.col(axis.name) * 100).round(1))
+            b = store.mean_band(d.drop_nulls(acc), "x", acc).collect()
+            c = colors[i % len(colors)]
+            ax.plot(b["x"], b["mean"], "o-", ms=3, color=c, label=name)
+            ax.fill_between(b["x"], b["lo"], b["hi"], color=c, alpha=0.15)
+            d0 = d.filter(pl.col("round") == 0)
+            if d0.height and dense is None:
+                dense = float(d0[acc].mean())
+        if dense is not None:
+            ax.axhline(dense, color="k", ls="--", lw=0.8, label=f"dense ({dense:.3f})")
+        ax.set_xscale("log")
+        ax.invert_xaxis()
+        ax.set_xlabel("weights remaining, % (log; sparser to the right)")
+        ax.set_ylabel(f"{acc} (mean of the round's last evaluations)")
+    if ax.has_data():
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    fig.suptitle(f"{ph}: toggles overlaid (mean over seeds, min–max band)")
+    fig.tight_layout()
+    p = out / f"{ph}_curves.png"
+    fig.savefig(p, dpi=120)
+    plt.close(fig)
+    return p
 
 
 HEAT_COLS = (("tracking", "Δ-ρ", (-1, 1), "RdBu"), ("null_margin", "vs null", (-0.5, 0.5), "RdBu"),

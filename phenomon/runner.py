@@ -85,15 +85,16 @@ def lean_trainer(ph: Phenomenon, cfg, writer: store.RunWriter | None, opts: RunO
         + list(opts.extra_callbacks) + list(callbacks)
     if opts.signals != ():
         from phenomon.callbacks import signals as S
-        from phenomon.callbacks.signal_callback import SignalCallback
-
         from phenomon.callbacks.nulls import RandomWalk
+        from phenomon.callbacks.signal_callback import SignalCallback
 
         names = S.DEFAULT if opts.signals is None else opts.signals
         every = {"cheap": eval_every, **(signal_every or {})}
         seed = getattr(cfg, "seed", 0)
         if state.walk is None:
-            state.walk = RandomWalk(seed)
+            # seeded by the whole configuration, not the seed alone: the runs of a sweep share a seed and a step
+            # count, and their walks must still differ from width to width to be a null along the width axis
+            state.walk = RandomWalk(int(store.config_id(to_dict(cfg)), 16))
         callbacks.append(SignalCallback(names, phenomenon=ph.name, every=every, seed=seed, walk=state.walk))
     callbacks.append(_RememberFit(state))
     logger = RunStoreLogger(writer=writer, name=ph.name) if writer is not None else False

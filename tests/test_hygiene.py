@@ -102,3 +102,18 @@ def test_validating_a_launch_never_imports_torch():
     out = subprocess.run([sys.executable, "-c", RESOLVE_ALL], capture_output=True, text=True, cwd=REPO)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_every_package_folder_is_installed():
+    """The package list in pyproject.toml is explicit (the folders are mapped into phenomon.*): a new sub-package
+    that is not listed would work in a checkout and vanish from a wheel."""
+    conf = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed, mapping = set(conf["packages"]), conf["package-dir"]
+    found = set()
+    for pkg, folder in mapping.items():
+        root = REPO / folder
+        for init in root.rglob("__init__.py"):
+            rel = init.parent.relative_to(root)
+            found.add(".".join([pkg, *rel.parts]) if rel.parts else pkg)
+    found = {p for p in found if not any(part.startswith((".", "__")) for part in p.split("."))}
+    assert found <= listed, f"not listed in pyproject.toml [tool.setuptools] packages: {sorted(found - listed)}"

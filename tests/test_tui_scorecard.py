@@ -30,7 +30,7 @@ def scored(runs, monkeypatch):
 
 def verdicts(screen) -> dict[str, str]:
     t = screen.query_one("#score-table", DataTable)
-    col = len(screen_mod.COLUMNS) - 1
+    col = screen_mod.COLUMNS.index("verdict")
     return {str(t.get_cell_at((i, 0))): str(t.get_cell_at((i, col))).split(";")[0].split(" (")[0]
             for i in range(t.row_count)}
 
@@ -58,11 +58,11 @@ async def test_table_shows_verdicts_and_hypotheses(scored):
         }, "main signals and the nulls; one phenomenon: no duplicate (all) rows"
         t = screen.query_one("#score-table", DataTable)
         row = t.get_row_index("signal/prime_count|grokking")
-        assert t.get_cell_at((row, len(screen_mod.COLUMNS) - 1)).style == "yellow", "the paper's flag"
+        assert t.get_cell_at((row, screen_mod.COLUMNS.index("verdict"))).style == "yellow", "the paper's flag"
         partial = str(t.get_cell_at((row, screen_mod.COLUMNS.index("partial|norm"))))
         lo, hi = (float(v) for v in partial.split("[")[1].rstrip("]").split(","))
         assert lo < 0 < hi, "partial given the norm: an interval spanning zero"
-        assert str(t.get_cell_at((row, 2))) == "3", "n units"
+        assert str(t.get_cell_at((row, screen_mod.COLUMNS.index("n")))) == "3", "n units"
         t.move_cursor(row=row)
         await pilot.pause()
         detail = str(screen.query_one("#score-detail", Static).render())

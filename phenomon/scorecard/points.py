@@ -79,10 +79,10 @@ def _reduce_run(r: store.RunInfo, u: Unit, problems: list[str] | None) -> pl.Dat
     On the step axis a bucket is 1/BUCKETS of the run's steps: statistics over 256 points are as good as over
     7,700, and reducing run by run keeps 10M rows within the bench's budget. Other axes keep final values only.
     """
-    d = store.read_metrics(r.dir, problems=problems)
+    d = store.read_metrics(r.dir, problems=problems, columns=("step", "name", "value", "round"))
     if d.height == 0:
         return None
-    d = d.select("step", "name", "value", pl.col("round").cast(pl.Int64).fill_null(0))
+    d = d.with_columns(pl.col("round").cast(pl.Int64).fill_null(0))
     if isinstance(u.x_axis, Step):
         b = pl.col("step") * BUCKETS // (pl.col("step").max().over("round") + 1)
     else:

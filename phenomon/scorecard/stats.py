@@ -6,6 +6,7 @@ Every function returns None (never a number) when its quantity is undefined, and
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 
@@ -41,7 +42,7 @@ MIN_LAGGED = 30  # shorter units (sweeps, rounds) are judged at lag 0
 @functools.lru_cache(maxsize=64)
 def _phases(m: int) -> np.ndarray:
     k = m // 2 + 1
-    phase = np.exp(2j * np.pi * np.random.default_rng(SEED + m).random((N_SHIFTS, k)))
+    phase = np.exp(2j * np.pi * np.random.default_rng(SEED + m).random((N_SHIFTS, k))).astype(np.complex64)
     phase[:, 0] = 1.0
     if m % 2 == 0:
         phase[:, -1] = 1.0
@@ -68,26 +69,79 @@ def association(sig: np.ndarray, out: np.ndarray, seed: int = SEED, *, zs: np.nd
     b = zo if zo is not None else standardise(rank(out))
     if a is None or b is None:
         return None, None, None
+    obs, lags, null = association_many(a[None, :], b, [seed])
+    return float(obs[0]), int(lags[0]), null[0]
+
+
+def association_many(Z: np.ndarray, b: np.ndarray, seeds: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`association` for k signals of one unit at once: Z (k, m) the standardised ranks of each signal's increments,
+    b (m,) the outcome's; one FFT for all of them and their surrogates."""
+    k, m = Z.shape
     L = int(round(MAX_LAG * m)) if m >= MIN_LAGGED else 0
     win = np.arange(-L, L + 1) % m
-    A, B = np.fft.rfft(a), np.fft.rfft(b)
+    # single precision: correlations to 1e-6 are plenty, and the surrogates' FFTs are most of the scorecard's time
+    A, B = np.fft.rfft(Z.astype(np.float32), axis=1), np.fft.rfft(b.astype(np.float32))
     # c[l] = mean_t a_t b_(t+l): the signal at t against the outcome l points later
-    c = np.fft.irfft(np.conj(A) * B, n=m) / m
-    best = win[np.abs(c[win]).argmax()]
-    lag = int(best if best <= m // 2 else best - m)
-    # one bank of random phases per length, its rows dealt in a different order to every unit (the k-th draws of
-    # two units, averaged into a pooled null, must be independent)
-    phase = _phases(m)[np.random.default_rng(seed).permutation(N_SHIFTS)]
-    cs = np.fft.irfft(np.conj(A * phase) * B, n=m, axis=1)[:, win] / m
-    null = cs[np.arange(N_SHIFTS), np.abs(cs).argmax(axis=1)]
-    return float(c[best]), lag, null
+    cw = (np.fft.irfft(np.conj(A) * B, n=m, axis=1) / m)[:, win]
+    j = np.abs(cw).argmax(axis=1)
+    obs = cw[np.arange(k), j]
+    best = win[j]
+    lags = np.where(best <= m // 2, best, best - m)
+    # one bank of random phases per length, its rows dealt in a different order to every unit and signal (the k-th
+    # draws of two units, averaged into a pooled null, must be independent)
+    perms = np.stack([np.random.default_rng(s).permutation(N_SHIFTS) for s in seeds])
+    P = _phases(m)[perms]  # (k, N, m//2+1), complex64
+    cs = np.fft.irfft(np.conj(A[:, None, :] * P) * B, n=m, axis=2)[:, :, win] / m
+    null = np.take_along_axis(cs, np.abs(cs).argmax(axis=2)[..., None], axis=2)[..., 0]
+    return obs.astype(float), lags, null.astype(float)
+
+
+def surrogate_z(obs: float | None, null: np.ndarray | None) -> float | None:
+    """How far |obs| lies above the surrogates' |values|, in their standard deviations. The statistic is the largest
+    |ρ| over lags, so its null is a distribution of magnitudes (signed, it would be two-humped): a normal fitted to
+    the surrogate magnitudes gives p beyond the 1/(N+1) floor that 199 surrogates would otherwise impose."""
+    if obs is None or null is None or len(null) < 20:
+        return None
+    mag = np.abs(np.asarray(null, dtype=float))
+    sd = mag.std(ddof=1)
+    if not np.isfinite(sd) or sd <= 0:
+        return None
+    return float((abs(obs) - mag.mean()) / sd)
+
+
+def z_to_p(z: float | None) -> float | None:
+    """One-sided upper-tail p of a standard normal z."""
+    return None if z is None else float(0.5 * math.erfc(z / math.sqrt(2)))
 
 
 def perm_p(obs: float | None, null: np.ndarray | None) -> float | None:
-    """Two-sided p-value of `obs` against a null sample (the observed value counts as one of the null's draws)."""
-    if obs is None or null is None or len(null) == 0:
+    """p of one unit's association against its surrogates (see `surrogate_z`)."""
+    return z_to_p(surrogate_z(obs, null))
+
+
+POOLED_DRAWS = 9999
+
+
+def pooled_p(obs: list[float], nulls: list[np.ndarray], seed: int = SEED) -> float | None:
+    """Two-sided p of the mean signed Δ-ρ over units against the mean of one surrogate draw per unit.
+
+    Each unit's surrogates are independent draws under the null, so a pooled draw takes one of them per unit at
+    random: POOLED_DRAWS such means give p down to 1e-4 (one unit alone has only its N_SHIFTS draws). Signs count
+    here: units that agree in direction are evidence that surrogates of the same smoothness rarely match."""
+    if not obs:
         return None
-    return float((1 + np.sum(np.abs(null) >= abs(obs) - 1e-12)) / (1 + len(null)))
+    n = len(obs)
+    null = np.stack([np.asarray(x, dtype=float) for x in nulls])  # (n, N)
+    rng = np.random.default_rng(seed)
+    draws = null[np.arange(n), rng.integers(0, null.shape[1], (POOLED_DRAWS, n))].mean(axis=1)
+    stat = abs(float(np.mean(obs)))
+    return float((1 + np.sum(np.abs(draws) >= stat - 1e-12)) / (POOLED_DRAWS + 1))
+
+
+def stouffer_p(zs: list[float]) -> float | None:
+    """Units pooled: Stouffer's Z = Σ z / √n, one-sided p."""
+    zs = [z for z in zs if z is not None]
+    return z_to_p(sum(zs) / math.sqrt(len(zs))) if zs else None
 
 
 def bh(p: list[float | None]) -> list[float | None]:

@@ -13,6 +13,8 @@ import polars as pl
 from phenomon import catalog
 from phenomon.scorecard import stats as S
 from phenomon.scorecard.units import EARLY, MAG_COLS
+from phenomon.store.axis import RoundMetric, Step
+from phenomon.store.axis import parse as parse_axis
 
 ALPHA = 0.05  # false-discovery rate across the whole table
 MIN_PARTIAL = 0.1  # "beyond the norm" needs the partial ρ's interval beyond ±this, not merely clear of zero
@@ -50,7 +52,8 @@ def _null_margin(rows: list[dict], nulls_by_unit: dict[str, float]) -> None:
 
 def _prediction(units: pl.DataFrame, sig_rows: dict[tuple, list[dict]]) -> dict[tuple, dict]:
     """Leave-one-out R² of the signal read at an early fraction of training → the unit's outcome summary, within
-    comparison groups of ≥ 4 units; the same for the weight norm and the nulls as predictors. Step axes only."""
+    comparison groups of ≥ 4 units; the same for the weight norm and the nulls as predictors. Step and round axes (a
+    sweep's points are different models: nothing in them is "early")."""
     out: dict[tuple, dict] = {}
     for (sig, ph), rows in sig_rows.items():
         res: dict = {}
@@ -59,7 +62,7 @@ def _prediction(units: pl.DataFrame, sig_rows: dict[tuple, list[dict]]) -> dict[
             r2s, ns, ref = [], 0, {}
             by_group: dict[str, list[dict]] = {}
             for r in rows:
-                if r["axis"] == "step":
+                if isinstance(parse_axis(r["axis"]), (Step, RoundMetric)):
                     by_group.setdefault(r["group"], []).append(r)
             for g, rs in by_group.items():
                 if len(rs) < 4:
@@ -124,8 +127,8 @@ def _invariance(rows: list[dict], inv: dict[str, dict]) -> dict:
     seen, moved, worst = 0, 0, None
     for rid in {rid for r in rows for rid in r["runs"]}:
         s = inv.get(rid, {}).get(rows[0]["signal"])
-        if not isinstance(s, dict) or not isinstance(s.get("rel_change"), (int, float)):
-            continue
+        if not isinstance(s, dict) or not isinstance(s.get("rel_change"), (int, float)) or s.get("all_zero"):
+            continue  # a signal that is 0 before and after every rescaling is vacuously invariant: no evidence
         seen += 1
         moved += int(not s.get("invariant", False))
         worst = max(worst or 0.0, float(s["rel_change"]))
@@ -158,11 +161,12 @@ def aggregate(units: pl.DataFrame, invariance: dict[str, dict] | None = None) ->
         row["tracking"], row["tracking_lo"], row["tracking_hi"] = row.pop("rho"), row.pop("rho_lo"), row.pop("rho_hi")
         row.pop("rho_n")
         row["level_rho"] = float(np.median(_vals(moving, "rho_level"))) if len(_vals(moving, "rho_level")) else None
-        if scored:  # pooled circular-shift null: the same shift fraction applied in every unit, then averaged
-            null = np.mean(np.array([r["rho_null"] for r in scored], float), axis=0)
-            row["p"] = S.perm_p(row["tracking"], null)
+        # one unit: |Δ-ρ| against its surrogates' magnitudes; several: the mean signed Δ-ρ against means of one
+        # surrogate draw per unit (agreement in sign across seeds and toggles is the evidence)
+        if len(scored) == 1:
+            row["p"] = S.perm_p(scored[0]["rho"], np.asarray(scored[0]["rho_null"]))
         else:
-            row["p"] = None
+            row["p"] = S.pooled_p([r["rho"] for r in scored], [r["rho_null"] for r in scored]) if scored else None
         row["why_tracking"] = None if scored else ("the outcome does not move in any unit" if not moving else
                                                    _why(moving, "rho") or "undefined")
         row.update(_estimate(scored, "null_margin"))

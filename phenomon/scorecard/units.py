@@ -13,25 +13,27 @@ import polars as pl
 
 from phenomon import catalog
 from phenomon.scorecard import stats as S
+from phenomon.store.axis import Axis, ConfigField, RoundMetric, Step
+from phenomon.store.axis import parse as parse_axis
 
 # column-safe names of the magnitude confounds
 MAG_COLS = {"signal/weight_norm": "norm", "signal/magnitude/mean_abs": "mean_abs", "signal/magnitude/n_ge_1.5": "n_ge"}
 EARLY = (0.10, 0.25)  # fractions of training at which a signal's value is read to predict a run's outcome
 
 
-def _summary(axis: str, x: np.ndarray, o: np.ndarray) -> float | None:
+def _summary(axis: Axis, x: np.ndarray, o: np.ndarray) -> float | None:
     """The unit's outcome in the phenomenon's own terms (what prediction and intervention are about).
 
     step: the mean outcome over the run (earlier grokking → higher); config (a sweep of final test error): the peak
     height, how far the error rises above the best narrower model; rounds: the mean outcome over rounds."""
     if len(o) == 0:
         return None
-    if axis.startswith("config:"):
+    if isinstance(axis, ConfigField):
         if len(o) < 3:
             return None
         best = np.minimum.accumulate(o)
         return float(np.max(o[1:] - best[:-1]).clip(min=0.0))
-    if axis == "step" and len(x) > 1 and x[-1] > x[0]:
+    if isinstance(axis, Step) and len(x) > 1 and x[-1] > x[0]:
         return float(np.trapezoid(o, x) / (x[-1] - x[0])) if hasattr(np, "trapezoid") else float(np.trapz(o, x) / (x[-1] - x[0]))
     return float(np.mean(o))
 
@@ -44,6 +46,15 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float | None:
     if len(a) < 4:
         return None
     return _cz(S.zrank(a), S.zrank(b))
+
+
+def _pc(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Pearson correlation (of rank scores already computed on the whole series)."""
+    if len(a) < 4:
+        return None
+    a, b = a - a.mean(), b - b.mean()
+    d = float(np.sqrt((a @ a) * (b @ b)))
+    return float(a @ b / d) if d > 0 else None
 
 
 def _cz(za: np.ndarray | None, zb: np.ndarray | None) -> float | None:
@@ -60,28 +71,70 @@ def _aligned(dv: np.ndarray, do: np.ndarray, dz: np.ndarray, lag: int):
     return dv[-lag:], do[:m + lag], dz[-lag:]
 
 
+def _seed(unit: str, sig: str) -> int:
+    return zlib.crc32(f"{unit}|{sig}".encode())
+
+
+def _increments(sig: str, v: np.ndarray) -> np.ndarray:
+    if sig == catalog.NULL_STEP:
+        # time itself: any smooth monotone transform of the step has increments ranked like the step index
+        # (convex) or its reverse (concave); Spearman only sees ranks, so one ramp stands for all of them
+        return np.arange(len(v) - 1, dtype=float)
+    return np.diff(v)
+
+
+def _associations(unit: str, cols: dict[str, np.ndarray], o: np.ndarray) -> dict[str, tuple]:
+    """Δ-ρ, lag and surrogate null of every signal logged at every point of the unit, in one batch."""
+    if not np.isfinite(o).all() or len(o) < 5:
+        return {}
+    zo = S.zrank(np.diff(o))
+    if zo is None:
+        return {}
+    names, rows = [], []
+    for sig, v in cols.items():
+        if np.isfinite(v).all():
+            zd = S.zrank(_increments(sig, v))
+            if zd is not None:
+                names.append(sig)
+                rows.append(zd)
+    if not names:
+        return {}
+    obs, lags, null = S.association_many(np.stack(rows), zo, [_seed(unit, n) for n in names])
+    return {n: (float(obs[i]), int(lags[i]), null[i]) for i, n in enumerate(names)}
+
+
 def per_unit(pts: pl.DataFrame) -> pl.DataFrame:
     """One row per signal × unit (see the module docstring); `rho_null` holds the shifted correlations."""
     rows: list[dict] = []
     if pts.height == 0:
         return pl.DataFrame()
-    pts = pts.filter(pl.col("outcome").is_not_null()).sort("unit", "signal", "x")
+    pts = pts.filter(pl.col("outcome").is_not_null())
     nnull = pts.group_by("unit", "signal").agg(pl.col("n_null").sum())
     nnull = {(a, b): c for a, b, c in nnull.iter_rows()}
-    for (unit,), d in pts.partition_by("unit", as_dict=True, maintain_order=True).items():
-        meta = d.row(0, named=True)
-        axis = meta["axis"]
-        wide = d.pivot(on="signal", index="x", values="value", aggregate_function="last").sort("x")
-        xo = d.group_by("x").agg(pl.col("outcome").last(), pl.col("run").first()).sort("x")
-        x = xo["x"].to_numpy().astype(float)
-        o = xo["outcome"].to_numpy().astype(float)
-        runs = xo["run"].unique().to_list()
-        cols = {c: wide[c].to_numpy().astype(float) for c in wide.columns if c != "x"}
+    # every unit's points as one wide frame (x, outcome, one column per signal), split once: a few queries in all,
+    # not a handful per unit
+    meta = pts.group_by("unit", maintain_order=True).agg(
+        pl.col("phenomenon", "group", "toggles", "seed", "axis", "moves").first(), pl.col("run").unique(),
+        pl.col("signal").unique())
+    wide_all = (pts.pivot(on="signal", index=["unit", "x"], values="value", aggregate_function="last")
+                .join(pts.group_by("unit", "x").agg(pl.col("outcome").last().alias("__outcome")), on=["unit", "x"])
+                .sort("unit", "x"))
+    parts = wide_all.partition_by("unit", as_dict=True, maintain_order=True)
+    for meta in meta.iter_rows(named=True):
+        unit = meta["unit"]
+        wide = parts[(unit,)]
+        axis_name = meta["axis"]
+        axis = parse_axis(axis_name)  # the points frame carries the axis in its stored string form
+        x = wide["x"].to_numpy().astype(float)
+        o = wide["__outcome"].to_numpy().astype(float)
+        runs = sorted(meta["run"])
+        cols = {c: wide[c].to_numpy().astype(float) for c in sorted(meta["signal"])}
         moving = bool(len(o) and (np.nanmax(o) - np.nanmin(o)) >= meta["moves"])
         summary = _summary(axis, x, o)
-        on_out = {f: S.onset(x, o, f) for f in (0.05, 0.10)} if axis == "step" else {}
+        on_out = {f: S.onset(x, o, f) for f in (0.05, 0.10)} if isinstance(axis, Step) else {}
         span = (x[-1] - x[0]) if len(x) > 1 else 0.0
         cache: dict[str, np.ndarray | None] = {}  # standardised ranks of the unit's full-length series
+        assoc = _associations(unit, cols, o)  # the fully logged signals' Δ-ρ, in one batch
         for sig, v in cols.items():
             ok = np.isfinite(v)
             xs, vs, os_ = x[ok], v[ok], o[ok]
@@ -95,20 +148,19 @@ def per_unit(pts: pl.DataFrame) -> pl.DataFrame:
                 return cache[key]
 
             r: dict = {"phenomenon": meta["phenomenon"], "group": meta["group"], "toggles": meta["toggles"],
-                       "seed": meta["seed"], "unit": unit, "runs": runs, "axis": axis, "signal": sig,
+                       "seed": meta["seed"], "unit": unit, "runs": runs, "axis": axis_name, "signal": sig,
                        "n": int(ok.sum()), "moving": moving, "summary": summary,
                        "n_null": int(nnull.get((unit, sig), 0)), "moves": meta["moves"],
                        "mean_value": float(vs.mean()) if len(vs) else None,
                        "final_outcome": float(os_[-1]) if len(os_) else None}
             zv = S.zrank(vs)
             r["rho_level"] = _cz(zv, z("o", os_))
-            dv, do = np.diff(vs), np.diff(os_)
-            if sig == catalog.NULL_STEP:
-                # time itself: any smooth monotone transform of the step has increments ranked like the step index
-                # (convex) or its reverse (concave); Spearman only sees ranks, so one ramp stands for all of them
-                dv = np.arange(len(dv), dtype=float)
+            dv, do = _increments(sig, vs), np.diff(os_)
             zdv, zdo = S.zrank(dv), z("do", do)
-            rho, lag, null = S.association(dv, do, seed=zlib.crc32(f"{unit}|{sig}".encode()), zs=zdv, zo=zdo)
+            if sig in assoc:
+                rho, lag, null = assoc[sig]
+            else:
+                rho, lag, null = S.association(dv, do, seed=_seed(unit, sig), zs=zdv, zo=zdo)
             r["rho"], r["lag"], r["rho_null"] = rho, lag, (null.tolist() if null is not None else None)
             r["why_rho"] = None if rho is not None else _why(dv) if len(dv) < 4 or S.standardise(dv) is None \
                 else "outcome constant"
@@ -127,12 +179,14 @@ def per_unit(pts: pl.DataFrame) -> pl.DataFrame:
                     r[f"partial_{col}"], r[f"why_{col}"] = None, "not logged at every point"
                     continue
                 # at the signal's own lag, the confound aligned with the signal
+                zz = z(f"d{name}", dz)
                 if not lag:
-                    zz = z(f"d{name}", dz)
                     p, why = S.partial(_cz(zdv, zdo), _cz(zdv, zz), _cz(zdo, zz))
-                else:
-                    x_, y_, z_ = _aligned(dv, do, dz, lag)
-                    p, why = S.partial(_corr(x_, y_), _corr(x_, z_), _corr(y_, z_))
+                elif zdv is None or zdo is None or zz is None:
+                    p, why = None, "too few points"
+                else:  # the ranks' correlation over the overlap of the lagged series
+                    x_, y_, z_ = _aligned(zdv, zdo, zz, lag)
+                    p, why = S.partial(_pc(x_, y_), _pc(x_, z_), _pc(y_, z_))
                 r[f"partial_{col}"] = p
                 r[f"why_{col}"] = None if p is not None else (
                     f"the signal's changes are a monotone function of {name}'s" if why == "signal" else
@@ -146,17 +200,19 @@ def per_unit(pts: pl.DataFrame) -> pl.DataFrame:
                 "the signal is a monotone function of step" if why == "signal" else
                 "the outcome is a monotone function of step" if why == "outcome" else
                 "undefined (constant or too few points)")
-            if axis == "step" and span > 0:
+            r["lead"] = r["lead10"] = None
+            if isinstance(axis, Step) and span > 0:
                 for f, key in ((0.05, "lead"), (0.10, "lead10")):
                     so, oo = S.onset(xs, vs, f), on_out.get(f)
                     r[key] = (oo - so) / span if (so is not None and oo is not None and moving) else None
-                for f in EARLY:
-                    i = int(np.searchsorted(xs, xs[0] + f * span)) if len(xs) else 0
-                    r[f"at{int(f * 100)}"] = float(vs[i]) if i < len(vs) else None
-            else:
-                r["lead"] = r["lead10"] = None
-                for f in EARLY:
-                    r[f"at{int(f * 100)}"] = None
+            for f in EARLY:
+                # the signal early in training (steps) or early in the pruning lineage (rounds); a sweep has no
+                # "early": its points are different models
+                key = f"at{int(f * 100)}"
+                r[key] = None
+                if isinstance(axis, (Step, RoundMetric)) and span > 0 and len(xs):
+                    i = int(np.searchsorted(xs, xs[0] + f * span))
+                    r[key] = float(vs[i]) if i < len(vs) else None
             rows.append(r)
     return pl.DataFrame(rows, infer_schema_length=None)
 

@@ -22,8 +22,8 @@ from phenomon.catalog import MAIN_SIGNALS
 from phenomon.tui.messages import Snapshot
 
 SCORED = ("finished", "killed", "dead")  # a run entering one of these states changes the scorecard: recompute
-COLUMNS = ("signal", "phenomenon", "n", "Δ-ρ [95%]", "q", "vs null", "partial|norm", "lead", "R²@25%", "interv",
-           "invar", "verdict")
+COLUMNS = ("signal", "phenomenon", "verdict", "n", "Δ-ρ [95%]", "q", "vs null", "partial|norm", "lead", "R²@25%",
+           "interv", "invar")
 STATUS_STYLE = {"supported": "bold green", "refuted": "bold red", "not enough runs": "yellow", "error": "red"}
 EMPTY = "no scored runs yet: runs need test metrics and signals"
 LEGEND = ("Δ-ρ: ρ of the signal's changes with the outcome's, mean over units [bootstrap 95%] · q: surrogate null, "
@@ -93,20 +93,25 @@ def _ci(r: dict, key: str, style: str = "") -> Text:
     v, lo, hi = r.get(key), r.get(f"{key}_lo"), r.get(f"{key}_hi")
     if v is None:
         return Text("–", style="dim")
-    return Text(f"{v:+.2f}" + (f" [{lo:+.2f},{hi:+.2f}]" if lo is not None else ""), style=style)
+    def c(x: float) -> str:  # -0.93 -> -.93: intervals in few columns
+        return f"{x:+.2f}".replace("0.", ".", 1)
+
+    return Text(f"{v:+.2f}" + (f" [{c(lo)},{c(hi)}]" if lo is not None else ""), style=style)
 
 
 def row_cells(r: dict) -> tuple:
     style = verdict_style(r)
     iv = f"{r['iv_agree']}/{r['iv_pairs']}" if r.get("iv_pairs") else "–"
     inv = r.get("invariant")
-    return (Text(r["signal"].removeprefix("signal/"), style=style), r["phenomenon"], str(r.get("n_units") or 0),
+    r2 = r.get("r2_25")
+    return (Text(r["signal"].removeprefix("signal/"), style=style), r["phenomenon"],
+            Text(r.get("short") or "", style=style), str(r.get("n_units") or 0),
             _ci(r, "tracking", "bold" if r.get("tracks") else "dim"), _num(r.get("q"), "{:.3f}"),
             _ci(r, "null_margin", "green" if r.get("beats_null") else ""),
             _ci(r, "partial_norm", "yellow" if r.get("beyond_norm") is False else ""),
-            _ci(r, "lead", "green" if (r.get("lead_lo") or 0) > 0 else ""), _num(r.get("r2_25"), "{:.2f}"),
-            Text(iv), Text("–" if inv is None else "yes" if inv else "no", style="yellow" if inv is False else ""),
-            Text(r.get("short") or "", style=style))
+            _ci(r, "lead", "green" if (r.get("lead_lo") or 0) > 0 else ""),
+            Text("< -1", style="dim") if r2 is not None and r2 < -1 else _num(r2, "{:.2f}"),
+            Text(iv), Text("–" if inv is None else "yes" if inv else "no", style="yellow" if inv is False else ""))
 
 
 class ScorecardScreen(Screen):
