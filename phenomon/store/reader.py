@@ -41,6 +41,9 @@ def read_rows(run_dir: Path, start: int = 0, *, problems: list[str] | None = Non
     Problems (a corrupt or short segment, skipped) go to `problems`, or are warned about when it is None.
     """
     probs: list[str] = []
+    mdir = Path(run_dir) / "metrics"
+    if mdir.exists() and not mdir.is_dir():
+        probs.append(f"{mdir}: not a directory; no rows can be read")
     for _ in range(5):
         try:
             frames, pos = _read_chain(cover(list_segments(run_dir), start), start, probs, columns)

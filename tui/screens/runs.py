@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -127,9 +128,10 @@ class RunsScreen(Screen):
 
     def _row(self, r: RunInfo) -> tuple:
         m = r.manifest
-        return ("●" if r.id in self.selected else " ", r.id, r.phenomenon, store.label_of(m),
-                str(m.get("seed", "")), Text(r.state, style=STATE_STYLE.get(r.state, "")), progress_bar(m),
-                headline(r), outcome(r))
+        # Text, not str: a DataTable reads a str cell as markup, and these come from manifests (`[/]` in a label)
+        return ("●" if r.id in self.selected else " ", Text(r.id), Text(r.phenomenon), Text(store.label_of(m)),
+                Text(str(m.get("seed", ""))), Text(r.state, style=STATE_STYLE.get(r.state, "")), progress_bar(m),
+                Text(headline(r)), outcome(r))
 
     def on_screen_resume(self) -> None:
         self._fill()
@@ -152,13 +154,13 @@ class RunsScreen(Screen):
                 table.add_row(*cells, key=r.id)
         snap = self.snapshot
         total = len(snap.runs) if snap else 0
-        line = f"runs in {snap.root if snap else '?'} — showing {len(runs)} of {total}"
+        line = f"runs in {escape(str(snap.root)) if snap else '?'} — showing {len(runs)} of {total}"
         line += f" · phenomenon [b]{self.phenomenon_filter}[/] (p) · status [b]{self.state_filter}[/] (t)"
         line += f" · {len(self.selected)} selected (space), c compares"
         if snap and snap.error:
-            line = f"[red]{snap.error}[/]\n" + line
+            line = f"[red]{escape(snap.error)}[/]\n" + line
         if snap and snap.problems:
-            line += f"\n[yellow]{len(snap.problems)} problem(s): {snap.problems[-1]}[/]"
+            line += f"\n[yellow]{len(snap.problems)} problem(s): {escape(snap.problems[-1])}[/]"
         if snap and total == 0 and not snap.error:
             line += "\n[dim]no runs yet: press s to start the focused configuration, or run `phenomon run …` elsewhere[/]"
         status = self.query_one("#runs-status", Static)
