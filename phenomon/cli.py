@@ -49,6 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("run")
     s.add_argument("--runs")
 
+    st = sub.add_parser("stop", help="ask a running run to stop (a stop file in its directory; works on any host)")
+    st.add_argument("run", help="run id, unique id prefix, or run directory")
+    st.add_argument("--runs")
+
     d = sub.add_parser("demo", help="grokking baseline and its no-weight-decay ablation, side by side, headless")
     d.add_argument("--runs")
     d.add_argument("--max-steps", type=int)
@@ -254,6 +258,13 @@ def cmd_show(args, argv) -> int:
     return 0
 
 
+def cmd_stop(args, argv) -> int:
+    info = store.find_run(_root(args), args.run)
+    line = store.stop_run(info)
+    print(line)
+    return 0 if info.state in ("running", "skew") else 1
+
+
 def cmd_demo(args, argv) -> int:
     from phenomon.demo import run_demo
 
@@ -383,7 +394,7 @@ def cmd_invariance(args, argv) -> int:
 
 
 COMMANDS = {"tui": cmd_tui, "phenomena": cmd_phenomena, "signals": cmd_signals, "run": cmd_run, "ls": cmd_ls,
-            "show": cmd_show, "demo": cmd_demo, "experiment": experiment.cmd_experiment, "score": cmd_score,
+            "show": cmd_show, "stop": cmd_stop, "demo": cmd_demo, "experiment": experiment.cmd_experiment, "score": cmd_score,
             "report": cmd_report, "hypothesis": cmd_hypothesis,
             "invariance": cmd_invariance}
 

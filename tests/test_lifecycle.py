@@ -43,6 +43,23 @@ def test_sigterm_marks_the_run_killed_and_keeps_rows(runs):
     assert "Traceback" not in proc.stderr.read().decode()
 
 
+def test_stop_file_stops_a_real_run_which_is_also_its_proven_owner(runs):
+    proc = _start(runs)
+    try:
+        info = _wait_rows(runs)
+        assert store.stop.owner_proof(info) is None  # the real process: its start time, token and .owner match
+        out = subprocess.run([sys.executable, "-m", "phenomon", "stop", info.id, "--runs", str(runs)], cwd=REPO,
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0 and "stop file" in out.stdout
+        assert proc.wait(timeout=60) == 1
+    finally:
+        proc.kill()
+    [info] = store.list_runs(runs)
+    assert info.state == "killed" and info.manifest["error"] == "stopped by request"
+    assert store.read_metrics(info.dir).height == info.manifest["rows"] > 0
+    assert not list(info.dir.rglob(".*tmp-*"))
+
+
 def test_sigkill_leaves_a_dead_run_with_its_flushed_rows(runs):
     proc = _start(runs)
     try:

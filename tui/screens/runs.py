@@ -128,9 +128,10 @@ class RunsScreen(Screen):
 
     def _row(self, r: RunInfo) -> tuple:
         m = r.manifest
-        # Text, not str: a DataTable reads a str cell as markup, and these come from manifests (`[/]` in a label)
-        return ("●" if r.id in self.selected else " ", Text(r.id), Text(r.phenomenon), Text(store.label_of(m)),
-                Text(str(m.get("seed", ""))), Text(r.state, style=STATE_STYLE.get(r.state, "")), progress_bar(m),
+        # a DataTable reads a str cell as markup: text from a manifest goes in as Text (ids and phenomena are
+        # validated names, no brackets)
+        return ("●" if r.id in self.selected else " ", r.id, r.phenomenon, Text(store.label_of(m)),
+                str(m.get("seed", "")), Text(r.state, style=STATE_STYLE.get(r.state, "")), progress_bar(m),
                 Text(headline(r)), outcome(r))
 
     def on_screen_resume(self) -> None:
