@@ -228,7 +228,7 @@ def cmd_show(args, argv) -> int:
     print(f"run        {info.id}")
     print(f"phenomenon {m.get('phenomenon')}   group {m.get('group')}   seed {m.get('seed')}")
     state = info.state
-    if state == "dead":
+    if state in ("dead", "skew"):
         state += f" ({info.dead_reason()})"
     print(f"status     {state}" + (f": {m['error']}" if m.get("error") else ""))
     print(f"progress   {_fmt_progress(m)}   rows {m.get('rows', 0)}")
@@ -249,10 +249,16 @@ def cmd_show(args, argv) -> int:
         verdict = ph.criterion(frame, cfg).line
     except UsageError:
         pass
+    except Exception as e:  # noqa: BLE001 - a config this version cannot rebuild: the recorded verdict stands
+        problems.append(f"verdict not recomputed ({e.__class__.__name__}: {e})")
     for p in problems:
         print(f"phenomon: warning: {p}", file=sys.stderr)
     print(f"verdict    {verdict or '-'}")
-    gv = experiment.group_verdict(ph, _root(args), info.group) if ph is not None else None
+    try:
+        gv = experiment.group_verdict(ph, _root(args), info.group) if ph is not None else None
+    except Exception as e:  # noqa: BLE001 - the same for the group's verdict
+        print(f"phenomon: warning: group verdict unavailable ({e.__class__.__name__}: {e})", file=sys.stderr)
+        gv = None
     if gv is not None:
         print(f"group      {gv.line}")
     return 0
@@ -306,6 +312,7 @@ def cmd_score(args, argv) -> int:
     if not root.exists():
         raise UsageError(f"runs directory {root} does not exist")
     problems: list[str] = []
+    store.list_runs(root, errors=problems)  # unreadable run directories: one line each, the rest is scored
     table = scorecard.scorecard(root, problems)
     for p in problems:
         print(f"phenomon: warning: {p}", file=sys.stderr)
@@ -329,6 +336,10 @@ def cmd_score(args, argv) -> int:
 def cmd_report(args, argv) -> int:
     from phenomon.report import write_report
 
+    errors: list[str] = []
+    store.list_runs(_root(args), errors=errors)
+    for e in errors:  # unreadable run directories: one line each, the report covers the rest
+        print(f"phenomon: warning: {e}", file=sys.stderr)
     paths = write_report(_root(args), args.group, Path(args.out))
     for p in paths:
         print(p)

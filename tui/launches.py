@@ -31,7 +31,7 @@ def config_of(info: RunInfo):
         return None
     try:
         return ph, from_dict(ph.config_cls, info.manifest.get("config") or {})
-    except TypeError:
+    except Exception:  # noqa: BLE001 - a config this version cannot rebuild is not one to flip
         return None
 
 

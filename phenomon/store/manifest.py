@@ -77,6 +77,14 @@ def _opt(check):
     return lambda v: v is None or check(v)
 
 
+def _scalar(v: Any) -> bool:
+    return v is None or isinstance(v, (str, bool, int)) or (isinstance(v, float) and math.isfinite(v))
+
+
+def _jsonval(v: Any) -> bool:
+    return _scalar(v) or isinstance(v, list) and all(_scalar(x) for x in v)
+
+
 def _str(v: Any) -> bool:
     return isinstance(v, str)
 
@@ -101,7 +109,8 @@ def _round(v: Any) -> bool:
 FIELDS: dict[str, tuple[Any, str]] = {
     "schema": (_opt(lambda v: _int(v, 0, 1000)), "a small integer"),
     "phenomenon": (safe_name, "a name (letters, digits, _.-)"),
-    "config": (lambda v: isinstance(v, dict), "an object"),
+    "config": (lambda v: isinstance(v, dict) and all(isinstance(k, str) and _jsonval(x) for k, x in v.items()),
+               "an object of numbers, text, booleans and lists"),
     "config_hash": (_opt(_str), "text"),
     "diff": (_opt(lambda v: isinstance(v, dict)), "an object"),
     "toggles": (_opt(_strlist), "a list of names"),
