@@ -73,7 +73,7 @@ def write_report(root: Path, group: str | None, out: Path) -> list[Path]:
             axes[1].set_yscale("log")
         fig.suptitle(f"{ph}: toggles overlaid ({len([r for r in runs if r.phenomenon == ph])} runs)")
         fig.tight_layout()
-        p = out / f"{ph}_curves.png"
+        p = out / f"{store.slug(ph)}_curves.png"
         fig.savefig(p, dpi=120)
         plt.close(fig)
         written.append(p)
@@ -100,7 +100,7 @@ def write_report(root: Path, group: str | None, out: Path) -> list[Path]:
             fig.legend(uniq.values(), uniq.keys(), loc="upper right", fontsize=7)
             fig.suptitle(f"{ph}: explanation signals over training")
             fig.tight_layout()
-            p = out / f"{ph}_signals.png"
+            p = out / f"{store.slug(ph)}_signals.png"
             fig.savefig(p, dpi=110)
             plt.close(fig)
             written.append(p)
@@ -120,7 +120,8 @@ def write_report(root: Path, group: str | None, out: Path) -> list[Path]:
                              & pl.col("signal").map_elements(catalog.shown_by_default, return_dtype=pl.Boolean))
             if t.height == 0:
                 continue
-            p = _heat_map(t, f"{ph}: scorecard (each column on its own scale)", out / f"{ph}_scorecard.png", plt)
+            p = _heat_map(t, f"{ph}: scorecard (each column on its own scale)",
+                          out / f"{store.slug(ph)}_scorecard.png", plt)
             written.append(p)
             md += ["", f"## Scorecard — {ph}", "", scorecard_markdown(t), "",
                    *[f"- **{r['signal']}**: {r['verdict']}" for r in t.iter_rows(named=True)]]
@@ -164,7 +165,7 @@ def _axis_figures(ph: str, axis, pts: pl.DataFrame, out: Path, colors, plt) -> l
     ax.legend(fontsize=7)
     fig.suptitle(f"{ph}: toggles overlaid")
     fig.tight_layout()
-    p = out / f"{ph}_curves.png"
+    p = out / f"{store.slug(ph)}_curves.png"
     fig.savefig(p, dpi=120)
     plt.close(fig)
     written.append(p)
@@ -181,7 +182,7 @@ def _axis_figures(ph: str, axis, pts: pl.DataFrame, out: Path, colors, plt) -> l
         fig.legend(handles, names, loc="upper right", fontsize=7)
         fig.suptitle(f"{ph}: explanation signals against {xlabel}")
         fig.tight_layout()
-        p = out / f"{ph}_signals.png"
+        p = out / f"{store.slug(ph)}_signals.png"
         fig.savefig(p, dpi=110)
         plt.close(fig)
         written.append(p)
