@@ -115,12 +115,12 @@ class RunWriter:
 
     def _retrying(self, what: str, fn: Callable[[], Any]) -> Any:
         """`fn()`, retried briefly on a write error; then `failed` is set and StoreWriteError raised. Once the writer
-        has failed, one attempt and no error: the run is ending and writes what it still can."""
+        has failed, one attempt: the run is ending and writes what it still can."""
         if self.failed is not None:
             try:
                 return fn()
             except (OSError, pl.exceptions.PolarsError):
-                return None
+                raise StoreWriteError(self.failed) from None
         for pause in (*WRITE_RETRIES, None):
             try:
                 return fn()
@@ -168,6 +168,8 @@ class RunWriter:
     def compact(self, keep_last: int = 0) -> None:
         """Merge segments into one file (all but the newest `keep_last`). Readers tolerate the swap."""
         with self._lock:
+            if self.failed is not None:  # never merge (and delete) what cannot be rewritten
+                return
             chain = cover(list_segments(self.dir), 0)
             if keep_last:
                 chain = chain[:-keep_last]
@@ -197,7 +199,12 @@ class RunWriter:
     def update(self, **fields: Any) -> None:
         with self._lock:
             self.manifest.update(fields)
-            self.write_manifest()
+            try:
+                self.write_manifest()
+            except StoreWriteError:
+                if self.failed is None:
+                    raise
+                # writing failed before: the run is ending, and close() records why where it can
 
     def write_manifest(self) -> None:
         with self._lock:
@@ -246,7 +253,14 @@ class RunWriter:
 
     def _sweep_temps(self) -> None:
         """Remove temporary files a writer left behind: this process's, or those of a process that is gone."""
-        from phenomon.store.runs import _pid_alive
+        def gone(pid: int) -> bool:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+            except (PermissionError, OverflowError, ValueError):
+                return False
+            return False
 
         for d in (self.dir, self.mdir):
             try:
@@ -255,7 +269,7 @@ class RunWriter:
                 continue
             for n in names:
                 m = _TMP_RE.match(n)
-                if m and (int(m.group(1)) == os.getpid() or not _pid_alive(int(m.group(1)))):
+                if m and (int(m.group(1)) == os.getpid() or int(m.group(1)) > 0 and gone(int(m.group(1)))):
                     try:
                         (d / n).unlink()
                     except OSError:

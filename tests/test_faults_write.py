@@ -1,0 +1,134 @@
+"""Faults on the writing side: a full disk ends a run cleanly, racing runs never share a directory, stop files, paths."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from phenomon import store
+from phenomon.callbacks import RunStoreLogger
+from phenomon.session import RunOutput
+
+from .conftest import REPO
+
+
+def test_a_file_size_limit_ends_the_run_failed_with_its_rows_readable(runs):
+    """RLIMIT_FSIZE in a child: a segment write fails (EFBIG), is retried, then the run stops as failed."""
+    code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, (3000, 3000)); "
+            "from phenomon.cli import main; sys.exit(main(sys.argv[1:]))")
+    out = subprocess.run([sys.executable, "-c", code, "run", "grokking", "--set", "p=23", "--set", "eval_every=1",
+                          "--set", "hidden=64", "--set", "d_embed=16", "--max-steps", "100000", "--signals", "none",
+                          "--runs", str(runs)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1, out.stderr[-2000:]
+    assert "Traceback" not in out.stderr
+    [info] = store.list_runs(runs)
+    assert info.state == "failed"
+    assert "file size limit reached while writing" in info.manifest["error"]
+    assert info.manifest["error"] in out.stdout
+    rows = store.read_metrics(info.dir, problems=[])
+    assert rows.height >= info.manifest["rows"] > 0
+    assert not [p for p in info.dir.rglob("*") if ".tmp-" in p.name]
+
+
+def test_a_write_error_sets_failed_and_stops_through_the_callback(tmp_path, monkeypatch):
+    monkeypatch.setattr(store.writer, "WRITE_RETRIES", (0.01,))
+    stopped = threading.Event()
+    w = store.RunWriter(tmp_path / "r", store.new_manifest("r", "grokking"), on_stop=stopped.set)
+    w.log({"a": 1.0}, 1)
+    w.flush()
+
+    def full(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store.writer.pl.DataFrame, "write_parquet", full)
+    w.log({"a": 2.0}, 2)
+    assert stopped.wait(5)
+    assert w.failed == "disk full while writing metrics"
+    w.close("finished")
+    info = store.run_info(tmp_path / "r")
+    assert info.state == "failed" and info.manifest["error"] == "disk full while writing metrics"
+    assert store.read_metrics(info.dir)["value"].to_list() == [1.0]
+
+
+def test_the_writer_polls_its_stop_file(tmp_path):
+    stopped = threading.Event()
+    w = store.RunWriter(tmp_path / "r", store.new_manifest("r", "grokking"), on_stop=stopped.set)
+    try:
+        info = store.run_info(w.dir)
+        assert info.state == "running" and store.stop.owner_proof(info) is None  # this process holds .owner
+        assert "stop file" in store.stop_run(info)
+        assert stopped.wait(5) and w.stop_requested
+    finally:
+        w.close("killed", "stopped by request")
+    assert store.stop.owner_proof(store.run_info(w.dir)) is not None  # closed: no longer held
+
+
+def test_stale_temp_files_of_gone_writers_are_removed(tmp_path):
+    d = tmp_path / "r"
+    (d / "metrics").mkdir(parents=True)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    stale = [d / f".run.json.tmp-{gone}-1.json", d / "metrics" / f".rows-merge.tmp-{gone}-7.parquet"]
+    for p in stale:
+        p.write_text("x")
+    alive = d / f".run.json.tmp-{os.getppid()}-1.json"  # a live process's: not ours to remove
+    alive.write_text("x")
+    store.RunWriter(d, store.new_manifest("r", "grokking"), background=False).close("finished")
+    assert not any(p.exists() for p in stale) and alive.exists()
+
+
+def _race(root, barrier, out, i):
+    barrier.wait()
+    out[i] = store.create_run_dir(root, "grokking-abc")
+
+
+def test_racing_runs_never_share_a_directory(tmp_path):
+    shared = 0
+    for trial in range(20):
+        root = tmp_path / str(trial)
+        root.mkdir()
+        barrier, out = threading.Barrier(2), [None, None]
+        ts = [threading.Thread(target=_race, args=(root, barrier, out, i)) for i in range(2)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        shared += out[0] == out[1]
+        assert sorted(p.name for p in out) == ["grokking-abc", "grokking-abc.2"]
+    assert shared == 0
+
+
+def test_racing_processes_never_share_a_directory(tmp_path):
+    code = ("import sys, time; from pathlib import Path; from phenomon import store; t = float(sys.argv[2]); "
+            "time.sleep(max(0, t - time.time())); print(store.create_run_dir(Path(sys.argv[1]), 'x').name)")
+    for trial in range(10):
+        root = tmp_path / str(trial)
+        root.mkdir()
+        at = time.time() + 1.5  # a barrier across processes: both wake at the same instant
+        ps = [subprocess.Popen([sys.executable, "-c", code, str(root), str(at)], cwd=REPO, stdout=subprocess.PIPE,
+                               text=True) for _ in range(2)]
+        names = sorted(p.communicate(timeout=60)[0].strip() for p in ps)
+        assert names == ["x", "x.2"]
+
+
+def test_paths_from_data_stay_inside_their_root(tmp_path):
+    assert store.slug("../escaped/pwn") == "escaped_pwn"
+    assert store.slug("[/]") == "x"
+    assert not store.safe_name("../x") and not store.safe_name(".hidden") and store.safe_name("grokking-ab12.2")
+    with pytest.raises(store.StoreError):
+        store.confined(tmp_path, "../out")
+    with pytest.raises(store.StoreError):
+        store.confined(tmp_path, "/etc/passwd")
+    assert store.confined(tmp_path, "masks/round_01.pt") == tmp_path / "masks" / "round_01.pt"
+    for bad in ("../escaped", "a/b", "", ".x"):
+        with pytest.raises(ValueError, match="must be letters"):
+            RunStoreLogger(tmp_path, name=bad)
+    w = store.RunWriter(tmp_path / "r", store.new_manifest("r", "grokking"), background=False)
+    with pytest.raises(store.StoreError):
+        RunOutput(w).save_file("../../outside.bin", b"x")
+    assert not (tmp_path / "outside.bin").exists() and not (tmp_path.parent / "outside.bin").exists()
