@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -103,17 +104,26 @@ def test_racing_runs_never_share_a_directory(tmp_path):
     assert shared == 0
 
 
+def _race_process(roots, barrier, q):
+    for root in roots:
+        barrier.wait()
+        q.put((str(root), store.create_run_dir(root, "x").name))
+
+
 def test_racing_processes_never_share_a_directory(tmp_path):
-    code = ("import sys, time; from pathlib import Path; from phenomon import store; t = float(sys.argv[2]); "
-            "time.sleep(max(0, t - time.time())); print(store.create_run_dir(Path(sys.argv[1]), 'x').name)")
-    for trial in range(10):
-        root = tmp_path / str(trial)
-        root.mkdir()
-        at = time.time() + 1.5  # a barrier across processes: both wake at the same instant
-        ps = [subprocess.Popen([sys.executable, "-c", code, str(root), str(at)], cwd=REPO, stdout=subprocess.PIPE,
-                               text=True) for _ in range(2)]
-        names = sorted(p.communicate(timeout=60)[0].strip() for p in ps)
-        assert names == ["x", "x.2"]
+    ctx = multiprocessing.get_context("fork")  # the child only makes directories: no polars in it
+    roots = [tmp_path / str(trial) for trial in range(10)]
+    for r in roots:
+        r.mkdir()
+    barrier, q = ctx.Barrier(2), ctx.Queue()
+    ps = [ctx.Process(target=_race_process, args=(roots, barrier, q)) for _ in range(2)]
+    for p in ps:
+        p.start()
+    got = [q.get(timeout=30) for _ in range(20)]
+    for p in ps:
+        p.join(timeout=30)
+    for r in roots:
+        assert sorted(name for root, name in got if root == str(r)) == ["x", "x.2"]
 
 
 def test_paths_from_data_stay_inside_their_root(tmp_path):
