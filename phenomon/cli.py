@@ -91,7 +91,7 @@ def _add_science_commands(sub) -> None:
         x = hs.add_parser(name, help=helptext)
         x.add_argument("--runs")
     hw = hs.add_parser("withdraw", help="remove a hypothesis (only while no run was made after it)")
-    hw.add_argument("id")
+    hw.add_argument("id", help="the full id, as `phenomon hypothesis list` shows it")
     hw.add_argument("--runs")
 
 
@@ -349,9 +349,10 @@ def cmd_report(args, argv) -> int:
 def cmd_hypothesis(args, argv) -> int:
     from phenomon import hypotheses as H
 
+    if args.hcmd is None:  # bare `phenomon hypothesis`: its help
+        build_parser()._subparsers._group_actions[0].choices["hypothesis"].print_help()
+        return 0
     root = _root(args)
-    if args.hcmd is None:
-        raise UsageError("hypothesis needs a subcommand: add, list, check, withdraw")
     if args.hcmd == "add":
         h = H.add(root, args.text, args.signal, args.phenomenon, args.expect, args.threshold)
         print(f"registered {h.id}: {h.text!r} ({h.signal} {h.expect} {h.threshold} on {h.phenomenon})")
@@ -368,7 +369,7 @@ def cmd_hypothesis(args, argv) -> int:
         print(f"no hypotheses registered in {root}")
         return 0
     for h in hs:
-        head = f"{h.id}  {h.text!r}  [{h.signal} {h.expect} {h.threshold:g} on {h.phenomenon}]"
+        head = f"{h.id}  {h.text!r}  [{h.signal} {h.expect} {float(h.threshold):g} on {h.phenomenon}]"
         if args.hcmd == "list":
             print(head)
             continue
