@@ -205,15 +205,17 @@ def cmd_ls(args, argv) -> int:
     if not runs:
         print(f"no runs in {root}")
         return 0
-    rows = [("ID", "PHENOMENON", "TOGGLES", "STATUS", "PROGRESS", "METRICS")]
+    rows = [("ID", "PHENOMENON", "TOGGLES", "STATUS", "PROGRESS", "METRICS", "WHY")]
     for r in runs:
         m = r.manifest
         try:
             keys = registry.get(r.phenomenon).headline
         except UsageError:
             keys = sorted(m.get("summary") or {})[:4]
+        why = m.get("error") or "" if r.state in ("failed", "killed") else \
+            r.dead_reason() if r.state in ("dead", "skew") else ""
         rows.append((r.id, r.phenomenon, ",".join(m.get("toggles") or []) or "-", r.state, _fmt_progress(m),
-                     _fmt_metrics(m, keys)))
+                     _fmt_metrics(m, keys), " ".join(why.split())[:100]))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())

@@ -142,3 +142,16 @@ def test_paths_from_data_stay_inside_their_root(tmp_path):
     with pytest.raises(store.StoreError):
         RunOutput(w).save_file("../../outside.bin", b"x")
     assert not (tmp_path / "outside.bin").exists() and not (tmp_path.parent / "outside.bin").exists()
+
+
+def test_a_reused_pid_is_not_the_run(tmp_path):
+    """The run's pid now belongs to another process (its start time differs): dead, and never signalled."""
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        w = store.RunWriter(tmp_path / "r", store.new_manifest("r", "grokking"), background=False)
+        w.update(pid=sleeper.pid, pid_start=store.proc_start(sleeper.pid) + 1)
+        info = store.run_info(w.dir)
+        assert info.state == "dead"
+        assert "not signalled" in store.signal_fallback(info) and sleeper.poll() is None
+    finally:
+        sleeper.kill()
