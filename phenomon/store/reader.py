@@ -17,6 +17,8 @@ def _read_chain(chain: Iterable[Segment], start: int, problems: list[str],
                 columns: Sequence[str] | None) -> tuple[list, int]:
     frames, pos = [], start
     for a, b, p in chain:
+        if a > pos:  # no file holds these rows: lost (a deleted or never written segment), said once
+            problems.append(f"{p.parent.parent}: rows {pos}–{a} missing (no segment holds them)")
         try:
             df = segments.read_segment(p, columns)  # looked up on the module: tests count the files read
         except FileNotFoundError:
