@@ -54,7 +54,9 @@ def group_verdict(ph: Phenomenon, root: Path, group: str, problems: list[str] | 
 
 
 def add_parser(sub) -> None:
-    e = sub.add_parser("experiment", help="a phenomenon's variants × seeds in parallel processes, judged together")
+    e = sub.add_parser("experiment", help="a phenomenon's variants × seeds in parallel processes, judged together",
+                       epilog="Ctrl-C, SIGTERM or SIGHUP to this command stops every run it started (their rows are "
+                              "kept, each marked killed).")
     e.add_argument("phenomenon")
     e.add_argument("--variants", help="comma-separated variants: the experiment's, or any toggle's name "
                                       "(default: the experiment's)")

@@ -155,3 +155,21 @@ def test_a_reused_pid_is_not_the_run(tmp_path):
         assert "not signalled" in store.signal_fallback(info) and sleeper.poll() is None
     finally:
         sleeper.kill()
+
+
+def test_sigterm_to_a_parent_stops_its_children(tmp_path, monkeypatch):
+    from phenomon import sweep
+    from phenomon.launcher import RunSpec
+
+    started = []
+
+    def fake_launch(spec, log_dir):
+        started.append(subprocess.Popen(["sleep", "60"]))
+        return started[-1]
+
+    monkeypatch.setattr(sweep, "launch", fake_launch)
+    children = [sweep.Child(f"c{i}", RunSpec("grokking", seed=i)) for i in range(2)]
+    threading.Timer(1.0, os.kill, (os.getpid(), __import__("signal").SIGTERM)).start()
+    with pytest.raises(KeyboardInterrupt):
+        sweep.run_parallel(children, tmp_path, max_parallel=2, poll_s=0.05, out=open(os.devnull, "w"))
+    assert len(started) == 2 and all(p.poll() is not None for p in started)
