@@ -186,8 +186,8 @@ def run(ph: Phenomenon, cfg, opts: RunOptions, argv: list[str] | None = None) ->
         raise Killed()
 
     signal.signal(signal.SIGTERM, on_term)
-    if hasattr(signal, "SIGXFSZ"):  # a file size limit is a write error to record, not a silent kill
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    # a file size limit is a write error to record (EFBIG), not a silent kill
+    prev_xfsz = signal.signal(signal.SIGXFSZ, signal.SIG_IGN) if hasattr(signal, "SIGXFSZ") else None
     # a stop file or a write failure seen by the writer's thread: the training thread takes the SIGTERM path
     training = threading.Event()
 
@@ -217,6 +217,8 @@ def run(ph: Phenomenon, cfg, opts: RunOptions, argv: list[str] | None = None) ->
     finally:
         training.clear()
         signal.signal(signal.SIGTERM, prev)
+        if prev_xfsz is not None:
+            signal.signal(signal.SIGXFSZ, prev_xfsz)
     if writer.failed is not None:  # writing failed for good (the writer's thread stopped the run): say why
         status, error = "failed", writer.failed
     writer.flush()  # the verdict reads the store: the last second's rows must be in it

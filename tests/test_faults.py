@@ -148,6 +148,7 @@ def corrupted(tmp_path_factory):
     root = tmp_path_factory.mktemp("faults") / "runs"
     good = [make_run(root, steps=200), make_run(root, seed=1, steps=200)]
     template = make_run(root.parent / "template", seed=2, steps=200)
+    shutil.copytree(good[0], root / "copy-of-the-first")  # the same id twice: two runs, not one
     dirs = {}
     for i, (name, corrupt) in enumerate(SCENARIOS.items()):
         d = root / f"z{i:02d}"
@@ -187,6 +188,7 @@ def test_ls_lists_the_good_runs_and_one_line_per_bad_one(corrupted, capsys):
     code, out, err = _cli(capsys, "ls", "--runs", str(root))
     assert code == 0 and "Traceback" not in out + err
     assert all(g in out for g in good)
+    assert f"{good[0]}@copy-of-the-first" in out
     unreadable = [ln for ln in err.splitlines() if "unreadable:" in ln]
     assert len(unreadable) >= 30
     assert "far future" not in out
@@ -222,7 +224,7 @@ async def test_the_monitor_lists_the_good_runs_and_reports_the_rest(corrupted):
     app = app_for(root, launch_fn=FakeLauncher())
     async with app.run_test(size=SIZE) as pilot:
         table = app.screen.query_one(DataTable)
-        await until(pilot, lambda: all(g in table.rows for g in good))
+        await until(pilot, lambda: all(g in table.rows for g in [*good, f"{good[0]}@copy-of-the-first"]))
         status = str(app.screen.query_one("#runs-status", Static).render())
         await until(pilot, lambda: "problem(s)" in str(app.screen.query_one("#runs-status", Static).render()))
         for key in ("t", "t", "p", "p", "down", "down", "enter"):

@@ -22,7 +22,7 @@ def test_a_file_size_limit_ends_the_run_failed_with_its_rows_readable(runs):
     """RLIMIT_FSIZE in a child: a segment write fails (EFBIG), is retried, then the run stops as failed."""
     code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, (3000, 3000)); "
             "from phenomon.cli import main; sys.exit(main(sys.argv[1:]))")
-    out = subprocess.run([sys.executable, "-c", code, "run", "grokking", "--set", "p=23", "--set", "eval_every=1",
+    out = subprocess.run([sys.executable, "-c", code, "run", "grokking", "--set", "p=5", "--set", "eval_every=1",
                           "--set", "hidden=64", "--set", "d_embed=16", "--max-steps", "100000", "--signals", "none",
                           "--runs", str(runs)], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 1, out.stderr[-2000:]

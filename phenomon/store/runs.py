@@ -6,10 +6,10 @@ import math
 import os
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from phenomon.store.manifest import proc_start, read_manifest, valid_pid
+from phenomon.store.manifest import proc_start, read_manifest, slug, valid_pid
 from phenomon.store.segments import StoreError, default_root
 
 DEAD_AFTER_S = 60.0  # a heartbeat older than this on another host means the run is gone
@@ -115,6 +115,9 @@ def list_runs(root: Path | None = None, *, errors: list[str] | None = None) -> l
         except StoreError as e:
             if errors is not None:
                 errors.append(str(e))
+    # a copied run directory holds the same id: each copy is its own run, named `<id>@<directory>`
+    ids = [r.id for r in out]
+    out = [replace(r, id=f"{r.id}@{slug(r.dir.name)}") if ids.count(r.id) > 1 and r.dir.name != r.id else r for r in out]
     out.sort(key=lambda r: (r.manifest.get("started") or 0, r.id))
     return out
 
