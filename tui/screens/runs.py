@@ -18,9 +18,9 @@ from phenomon.store import RunInfo
 from phenomon.tui.messages import Snapshot
 from phenomon.tui.widgets.toggles import ToggleBar
 
-STATES = ("all", "running", "finished", "failed", "dead", "killed")
+STATES = ("all", "running", "finished", "failed", "dead", "killed", "skew")
 STATE_STYLE = {"running": "bold cyan", "finished": "green", "failed": "bold red", "dead": "bold magenta",
-               "killed": "yellow"}
+               "killed": "yellow", "skew": "magenta"}
 COLUMNS = ("sel", "run", "phenomenon", "toggles", "seed", "status", "progress", "metrics", "verdict / error")
 
 
@@ -46,7 +46,7 @@ def outcome(info: RunInfo) -> Text:
     m = info.manifest
     if info.state == "failed":
         return Text(m.get("error") or "failed (no error recorded)", style="red")
-    if info.state == "dead":
+    if info.state in ("dead", "skew"):
         return Text(info.dead_reason(), style="magenta")
     return Text(m.get("verdict") or "", style="dim" if info.state == "running" else "")
 
