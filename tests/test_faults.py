@@ -225,22 +225,25 @@ async def test_the_monitor_lists_the_good_runs_and_reports_the_rest(corrupted):
     async with app.run_test(size=SIZE) as pilot:
         table = app.screen.query_one(DataTable)
         await until(pilot, lambda: all(g in table.rows for g in [*good, f"{good[0]}@copy-of-the-first"]))
-        status = str(app.screen.query_one("#runs-status", Static).render())
         await until(pilot, lambda: "problem(s)" in str(app.screen.query_one("#runs-status", Static).render()))
-        for key in ("t", "t", "p", "p", "down", "down", "enter"):
-            await pilot.press(key)
-        await pilot.press("escape")
         markup = dirs["markup in toggles, group, error"].name
-        if markup in table.rows:
-            table.move_cursor(row=table.get_row_index(markup))
-            await pilot.press("enter")
-            await pilot.pause(0.1)
-            await pilot.press("escape")
-        await pilot.press("S")
+        assert markup in table.rows  # toggles, group and error with markup: shown as text
+        table.move_cursor(row=table.get_row_index(markup))
+        await pilot.press("enter")
+        await pilot.pause(0.1)
+        await pilot.press("escape")
+        table.move_cursor(row=table.get_row_index(markup))
+        await pilot.press("c")  # its group "[/]g" in the compare screen's status line
+        await pilot.pause(0.3)
+        assert "[/]g" in str(app.screen.query_one("#compare-status", Static).render())
+        await pilot.press("r")
+        await pilot.pause(0.1)
+        for key in ("t", "t", "p", "p", "down", "down", "enter", "escape", "S"):
+            await pilot.press(key)
+            await pilot.pause(0.05)
         await pilot.pause(0.3)
         await pilot.press("v")
         await pilot.pause(0.3)
         await pilot.press("r")
         await pilot.pause(0.1)
         assert app.return_value is None
-        assert status is not None

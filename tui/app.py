@@ -114,7 +114,10 @@ class PhenomonApp(App[str | None]):
         self._bind_screens()
 
     def _bind_screens(self) -> None:
-        runs, compare = self.get_screen("runs"), self.get_screen("compare")
+        try:
+            runs, compare = self.get_screen("runs"), self.get_screen("compare")
+        except KeyError:  # a snapshot that arrives while the app shuts down (screens uninstalled): nothing to bind
+            return
         runs.selected = self.selected
         compare.run_ids = self.compare_ids
         runs.snapshot = compare.snapshot = self.get_screen("scorecard").snapshot = self.snapshot
