@@ -4,7 +4,7 @@
     .venv/bin/python bench/faults.py --kills 10 --soak 15  # shorter
 
 Kills: a child process logs rows (10 per call, ~1 ms apart) through a RunWriter and side-logs, unbuffered, every
-`log` call and every completed flush; it is SIGKILLed at a random moment (merges every 4 segments, so kills land in
+`log` call, every completed flush and every merge's start and end; it is SIGKILLed at a random moment (merges every 4 segments, so kills land in
 merges too). Then the run directory is read: rows lost = rows a completed flush had written that cannot be read;
 torn reads = reads that raised or reported a problem; seconds lost = wall time between the last readable row and the
 last logged one (by design at most about one flush interval, FLUSH_EVERY_S).
@@ -47,7 +47,9 @@ def child_writer(run_dir: str, side: str, seconds: float, merge_at: int) -> None
 
         def compact(self, keep_last: int = 0) -> None:
             before = len(store.list_segments(self.dir))
+            os.write(fd, b"M 1\n")  # inside a merge: a kill now lands in it
             super().compact(keep_last)
+            os.write(fd, b"M 0\n")
             if len(store.list_segments(self.dir)) < before:
                 Logged.compactions += 1
 
@@ -103,17 +105,18 @@ def kills(n: int, merge_at: int, seed: int) -> dict:
             while not side.exists() and time.time() < deadline:  # started logging
                 time.sleep(0.02)
             time.sleep(rng.uniform(0.1, 3.0))
-            merging = any(".tmp-" in q.name for q in (d / "metrics").glob(".*"))
             p.send_signal(signal.SIGKILL)
             p.wait()
-            in_merge += merging
-            logged, flushed, last_wall = 0, 0, None
+            logged, flushed, last_wall, merging = 0, 0, None, False
             for line in side.read_text().splitlines():
                 parts = line.split()
-                if parts[0] == "L" and len(parts) == 3:
+                if parts[0] == "M" and len(parts) == 2:
+                    merging = parts[1] == "1"
+                elif parts[0] == "L" and len(parts) == 3:
                     logged, last_wall = int(parts[1]), float(parts[2])
                 elif parts[0] == "F" and len(parts) == 2:
                     flushed = max(flushed, int(parts[1]))
+            in_merge += merging
             problems: list[str] = []
             try:
                 rows = store.read_metrics(d, problems=problems)
@@ -179,7 +182,7 @@ def main() -> None:
     if a.kills:
         r = kills(a.kills, a.merge_at, a.seed)
         print(f"kills: {r['kills']} SIGKILLs, rows lost (flushed, unreadable) {r['rows_lost']}, torn reads "
-              f"{r['torn_reads']}, kills with a merge/flush temp file present {r['kills_during_merge_tmp']}; "
+              f"{r['torn_reads']}, kills inside a merge {r['kills_during_merge_tmp']}; "
               f"unflushed rows at a kill: median {r['unflushed_rows_median']}; seconds of rows lost at a kill: "
               f"median {r['seconds_lost_median']}, max {r['seconds_lost_max']}")
     if a.soak:
