@@ -96,3 +96,63 @@ def test_withdraw_needs_an_exact_id_and_bare_hypothesis_prints_help(runs, two_hy
     capsys.readouterr()
     assert cli.main(["hypothesis"]) == 0
     assert "usage: phenomon hypothesis" in capsys.readouterr().out
+
+
+def _random_json(rng, depth=0):
+    kinds = ["int", "big", "float", "nan", "str", "markup", "bool", "none", "list", "dict"]
+    k = rng.choice(kinds if depth < 2 else kinds[:8])
+    return {"int": lambda: rng.randint(-5, 10 ** 6), "big": lambda: rng.choice([2 ** 40, -2 ** 70, 10 ** 30]),
+            "float": lambda: rng.uniform(-1e9, 1e9), "nan": lambda: rng.choice([float("nan"), float("inf")]),
+            "str": lambda: rng.choice(["", "x", "running", "grokking", "../a", "1234"]),
+            "markup": lambda: rng.choice(["[/]", "[b]x", "[red"]), "bool": lambda: rng.random() < 0.5,
+            "none": lambda: None, "list": lambda: [_random_json(rng, depth + 1) for _ in range(rng.randint(0, 3))],
+            "dict": lambda: {rng.choice(["step", "max_steps", "a", "round"]): _random_json(rng, depth + 1)
+                             for _ in range(rng.randint(0, 3))}}[k]()
+
+
+def test_fuzzed_manifests_are_runs_or_one_unreadable_line(tmp_path, capsys):
+    """Seeded fuzzing of manifest fields (no extra dependency): read, list and `ls` never raise anything else."""
+    import json
+    import random
+
+    from phenomon import store
+    from phenomon.store.manifest import FIELDS
+
+    rng = random.Random(11)
+    root = tmp_path / "runs"
+    base = store.new_manifest("r", "grokking")
+    fields = [*FIELDS, "id"]
+    for i in range(300):
+        m = dict(base, id=f"r{i}")
+        for k in rng.sample(fields, rng.randint(1, 3)):
+            m[k] = _random_json(rng)
+        d = root / f"r{i}"
+        d.mkdir(parents=True)
+        (d / "run.json").write_text(json.dumps(m))
+        try:
+            info = store.run_info(d)
+        except store.StoreError as e:
+            assert "unreadable: " in str(e) and "\n" not in str(e)
+            continue
+        store.label_of(info.manifest), info.dead_reason()
+    assert cli.main(["ls", "--runs", str(root)]) == 0
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err and len(out.splitlines()) + len(err.splitlines()) == 301
+
+
+def test_fuzzed_set_values_are_values_or_usage_errors():
+    import random
+
+    from phenomon import registry
+    from phenomon.config import UsageError
+
+    rng = random.Random(5)
+    pieces = ["1", "0", "-1", "1e30", "nan", "inf", "2**70", "0.5", "x", "", ",", "1,2", "true", "+", "97", "1e-9"]
+    ph = registry.get("grokking")
+    keys = list(ph.config_cls.__dataclass_fields__)
+    for _ in range(400):
+        pair = f"{rng.choice(keys)}={''.join(rng.choice(pieces) for _ in range(rng.randint(1, 2)))}"
+        try:
+            ph.resolve(None, [pair])
+        except UsageError as e:
+            assert "\n" not in str(e)
