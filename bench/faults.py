@@ -4,8 +4,8 @@
     .venv/bin/python bench/faults.py --kills 10 --soak 15  # shorter
 
 Kills: a child process logs rows (10 per call, ~1 ms apart) through a RunWriter and side-logs, unbuffered, every
-`log` call, every completed flush and every merge's start and end; it is SIGKILLed at a random moment (merges every 4 segments, so kills land in
-merges too). Then the run directory is read: rows lost = rows a completed flush had written that cannot be read;
+`log` call, every completed flush and every merge's start and end; it is SIGKILLed at a random moment (it merges
+every 4 segments, so kills land in merges too). Then the run directory is read: rows lost = rows a completed flush had written that cannot be read;
 torn reads = reads that raised or reported a problem; seconds lost = wall time between the last readable row and the
 last logged one (by design at most about one flush interval, FLUSH_EVERY_S).
 
@@ -31,7 +31,8 @@ ROWS_PER_CALL = 10
 
 
 def child_writer(run_dir: str, side: str, seconds: float, merge_at: int) -> None:
-    """Log rows until killed (or `seconds` pass, then close): side-log each call ("L rows wall") and flush ("F rows")."""
+    """Log rows until killed (or `seconds` pass, then close), side-logging each call ("L rows wall"), each flush
+    ("F rows") and each merge ("M 1" ... "M 0")."""
     from phenomon import store
     from phenomon.store import writer as W
 

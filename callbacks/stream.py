@@ -33,7 +33,8 @@ class RunStoreLogger(Logger):
     def __init__(self, root: str | Path | None = None, name: str = "custom", *, writer: store.RunWriter | None = None):
         super().__init__()
         if not store.safe_name(name):  # it names a directory under `root`: one plain path component, nothing else
-            raise ValueError(f"RunStoreLogger name {name!r} must be letters, digits and _.+=@- (no path, no leading dot)")
+            raise ValueError(f"RunStoreLogger name {name!r} must be letters, digits and _.+=@- "
+                             "(no path, no leading dot)")
         self._name = name
         self._root = Path(root) if root is not None else store.default_root()
         self._writer = writer

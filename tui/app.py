@@ -206,7 +206,7 @@ class PhenomonApp(App[str | None]):
             if key == "y":
                 self.notify(escape(launches.stop(info)))
 
-        self.push_screen(ConfirmScreen(f"Stop run {escape(info.id)} (a stop file; it keeps its rows and is marked killed)?",
+        self.push_screen(ConfirmScreen(f"Stop run {escape(info.id)} (a stop file; it keeps its rows, marked killed)?",
                                        {"y": "stop it", "n": "keep it"}), answer)
 
     # keys -------------------------------------------------------------------------------------------

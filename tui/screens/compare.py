@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from rich.markup import escape
-
 import numpy as np
+from rich.markup import escape
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
