@@ -1,7 +1,7 @@
 """Faults the run store must survive: random SIGKILLs of a writer, and a soak of concurrent writers and readers.
 
-    .venv/bin/python bench/faults.py                       # 50 kills, a 60 s soak of 6 writers and 2 readers
-    .venv/bin/python bench/faults.py --kills 10 --soak 15  # shorter
+    .venv/bin/python bench/faults.py                       # 50 kills, 10 aimed at merges, a 60 s soak (6 writers, 2 readers)
+    .venv/bin/python bench/faults.py --kills 10 --merge-kills 3 --soak 15  # shorter
 
 Kills: a child process logs rows (10 per call, ~1 ms apart) through a RunWriter and side-logs, unbuffered, every
 `log` call, every completed flush and every merge's start and end; it is SIGKILLed at a random moment (it merges
@@ -92,7 +92,13 @@ def child_reader(root: str, seconds: float) -> None:
     print(json.dumps({"values": values, "torn": torn, "polls": polls}))
 
 
-def kills(n: int, merge_at: int, seed: int) -> dict:
+def _in_merge(side: Path) -> bool:
+    ms = [line for line in side.read_text().splitlines() if line.startswith("M ")]
+    return bool(ms) and ms[-1] == "M 1"
+
+
+def kills(n: int, merge_at: int, seed: int, at_merge: bool = False) -> dict:
+    """`n` SIGKILLs at random moments, or (`at_merge`) as soon as the side log shows a merge under way."""
     from phenomon import store
 
     rng = random.Random(seed)
@@ -105,7 +111,12 @@ def kills(n: int, merge_at: int, seed: int) -> dict:
             deadline = time.time() + 60
             while not side.exists() and time.time() < deadline:  # started logging
                 time.sleep(0.02)
-            time.sleep(rng.uniform(0.1, 3.0))
+            if at_merge:
+                time.sleep(rng.uniform(0.0, 2.0))
+                while not _in_merge(side) and time.time() < deadline:
+                    time.sleep(0.0005)
+            else:
+                time.sleep(rng.uniform(0.1, 3.0))
             p.send_signal(signal.SIGKILL)
             p.wait()
             logged, flushed, last_wall, merging = 0, 0, None, False
@@ -132,7 +143,7 @@ def kills(n: int, merge_at: int, seed: int) -> dict:
             unflushed.append(logged - rows.height)
             if last_wall is not None:
                 walls = rows["wall"]
-                secs.append(last_wall - (walls.max() if rows.height else last_wall))
+                secs.append(max(0.0, last_wall - (walls.max() if rows.height else last_wall)))
     return {"kills": n, "rows_lost": sum(lost), "torn_reads": torn, "kills_during_merge_tmp": in_merge,
             "unflushed_rows_median": statistics.median(unflushed) if unflushed else 0,
             "seconds_lost_median": round(statistics.median(secs), 3) if secs else None,
@@ -174,6 +185,7 @@ def main() -> None:
         return child_reader(sys.argv[2], float(sys.argv[3]))
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--kills", type=int, default=50, help="random SIGKILLs of a writer (default 50)")
+    ap.add_argument("--merge-kills", type=int, default=10, help="SIGKILLs aimed at a merge under way (default 10)")
     ap.add_argument("--soak", type=float, default=60.0, help="seconds of the writers-and-readers soak (default 60)")
     ap.add_argument("--writers", type=int, default=6)
     ap.add_argument("--readers", type=int, default=2)
@@ -186,6 +198,11 @@ def main() -> None:
               f"{r['torn_reads']}, kills inside a merge {r['kills_during_merge_tmp']}; "
               f"unflushed rows at a kill: median {r['unflushed_rows_median']}; seconds of rows lost at a kill: "
               f"median {r['seconds_lost_median']}, max {r['seconds_lost_max']}")
+    if a.merge_kills:
+        r = kills(a.merge_kills, a.merge_at, a.seed + 1, at_merge=True)
+        print(f"merge kills: {r['kills']} SIGKILLs aimed at merges ({r['kills_during_merge_tmp']} landed inside one), "
+              f"rows lost {r['rows_lost']}, torn reads {r['torn_reads']}; seconds of rows lost at a kill: median "
+              f"{r['seconds_lost_median']}, max {r['seconds_lost_max']}")
     if a.soak:
         r = soak(a.writers, a.readers, a.soak, a.merge_at)
         print(f"soak: {r['writers']} writers, {r['readers']} readers, {r['seconds']:.0f} s: {r['rows_written']:,} rows "
