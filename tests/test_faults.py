@@ -234,16 +234,16 @@ async def test_the_monitor_lists_the_good_runs_and_reports_the_rest(corrupted):
         await pilot.press("escape")
         table.move_cursor(row=table.get_row_index(markup))
         await pilot.press("c")  # its group "[/]g" in the compare screen's status line
-        await pilot.pause(0.3)
+        await until(pilot, lambda: "[/]g" in str(app.screen.query_one("#compare-status", Static).render()))
         assert "[/]g" in str(app.screen.query_one("#compare-status", Static).render())
         await pilot.press("r")
         await pilot.pause(0.1)
         for key in ("t", "t", "p", "p", "down", "down", "enter", "escape", "S"):
             await pilot.press(key)
             await pilot.pause(0.05)
-        await pilot.pause(0.3)
+        await pilot.pause(0.2)
         await pilot.press("v")
-        await pilot.pause(0.3)
+        await pilot.pause(0.2)
         await pilot.press("r")
         await pilot.pause(0.1)
         assert app.return_value is None
