@@ -47,8 +47,9 @@ def test_a_write_error_sets_failed_and_stops_through_the_callback(tmp_path, monk
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(store.writer.pl.DataFrame, "write_parquet", full)
-    w.log({"a": 2.0}, 2)
-    assert stopped.wait(5)
+    with pytest.warns(store.StoreWarning, match="disk full while writing metrics; the run stops"):
+        w.log({"a": 2.0}, 2)
+        assert stopped.wait(5)
     assert w.failed == "disk full while writing metrics"
     w.close("finished")
     info = store.run_info(tmp_path / "r")
