@@ -60,6 +60,9 @@ class RunStoreLogger(Logger):
         super().__init__()
         if save_dir is not None and root is not None and Path(save_dir) != Path(root):
             raise ValueError(f"save_dir and root are the same argument; got {save_dir!r} and {root!r}")
+        if not store.safe_name(name):  # it names a directory under `root`: one plain path component, nothing else
+            raise ValueError(f"RunStoreLogger name {name!r} must be letters, digits and _.+=@- "
+                             "(no path, no leading dot)")
         self._name = name
         self._writer = writer
         self._owns = writer is None

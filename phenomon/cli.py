@@ -53,6 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("run")
     s.add_argument("--runs")
 
+    st = sub.add_parser("stop", help="ask a running run to stop (a stop file in its directory; works on any host)")
+    st.add_argument("run", help="run id, unique id prefix, or run directory")
+    st.add_argument("--runs")
+
     d = sub.add_parser("demo", help="grokking baseline and its no-weight-decay ablation, side by side, headless")
     d.add_argument("--runs")
     d.add_argument("--max-steps", type=int)
@@ -91,7 +95,7 @@ def _add_science_commands(sub) -> None:
         x = hs.add_parser(name, help=helptext)
         x.add_argument("--runs")
     hw = hs.add_parser("withdraw", help="remove a hypothesis (only while no run was made after it)")
-    hw.add_argument("id")
+    hw.add_argument("id", help="the full id, as `phenomon hypothesis list` shows it")
     hw.add_argument("--runs")
 
 
@@ -219,15 +223,17 @@ def cmd_ls(args, argv) -> int:
     if not runs:
         print(f"no runs in {root}" + (f" of {args.phenomenon}" if args.phenomenon else ""))
         return 0
-    rows = [("ID", "PHENOMENON", "TOGGLES", "STATUS", "PROGRESS", "METRICS")]
+    rows = [("ID", "PHENOMENON", "TOGGLES", "STATUS", "PROGRESS", "METRICS", "WHY")]
     for r in runs:
         m = r.manifest
         try:
             keys = registry.get(r.phenomenon).headline
         except UsageError:  # someone's own Lightning code: its losses and accuracies
             keys = store.text.pick_headline(m.get("summary") or {})
+        why = m.get("error") or "" if r.state in ("failed", "killed") else \
+            r.dead_reason() if r.state in ("dead", "skew") else ""
         rows.append((r.id, r.phenomenon, ",".join(m.get("toggles") or []) or "-", r.state, _fmt_progress(m),
-                     _fmt_metrics(m, keys)))
+                     _fmt_metrics(m, keys), " ".join(why.split())[:100]))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
@@ -242,7 +248,7 @@ def cmd_show(args, argv) -> int:
     print(f"run        {info.id}")
     print(f"phenomenon {m.get('phenomenon')}   group {m.get('group')}   seed {m.get('seed')}")
     state = info.state
-    if state == "dead":
+    if state in ("dead", "skew"):
         state += f" ({info.dead_reason()})"
     print(f"status     {state}" + (f": {m['error']}" if m.get("error") else ""))
     if m.get("traceback"):  # the innermost frames, where the error was raised
@@ -267,13 +273,26 @@ def cmd_show(args, argv) -> int:
         verdict = ph.criterion(frame, cfg).line
     except UsageError:
         pass
+    except Exception as e:  # noqa: BLE001 - a config this version cannot rebuild: the recorded verdict stands
+        problems.append(f"verdict not recomputed ({e.__class__.__name__}: {e})")
     for p in problems:
         print(f"phenomon: warning: {p}", file=sys.stderr)
     print(f"verdict    {verdict or '-'}")
-    gv = experiment.group_verdict(ph, _root(args), info.group) if ph is not None else None
+    try:
+        gv = experiment.group_verdict(ph, _root(args), info.group) if ph is not None else None
+    except Exception as e:  # noqa: BLE001 - the same for the group's verdict
+        print(f"phenomon: warning: group verdict unavailable ({e.__class__.__name__}: {e})", file=sys.stderr)
+        gv = None
     if gv is not None:
         print(f"group      {gv.line}")
     return 0
+
+
+def cmd_stop(args, argv) -> int:
+    info = store.find_run(_root(args), args.run)
+    line = store.stop_run(info)
+    print(line)
+    return 0 if info.state in ("running", "skew") else 1
 
 
 def cmd_demo(args, argv) -> int:
@@ -317,6 +336,7 @@ def cmd_score(args, argv) -> int:
     if not root.exists():
         raise UsageError(f"runs directory {root} does not exist")
     problems: list[str] = []
+    store.list_runs(root, errors=problems)  # unreadable run directories: one line each, the rest is scored
     table = scorecard.scorecard(root, problems)
     for p in problems:
         print(f"phenomon: warning: {p}", file=sys.stderr)
@@ -340,6 +360,10 @@ def cmd_score(args, argv) -> int:
 def cmd_report(args, argv) -> int:
     from phenomon.report import write_report
 
+    errors: list[str] = []
+    store.list_runs(_root(args), errors=errors)
+    for e in errors:  # unreadable run directories: one line each, the report covers the rest
+        print(f"phenomon: warning: {e}", file=sys.stderr)
     paths = write_report(_root(args), args.group, Path(args.out))
     for p in paths:
         print(p)
@@ -349,9 +373,10 @@ def cmd_report(args, argv) -> int:
 def cmd_hypothesis(args, argv) -> int:
     from phenomon import hypotheses as H
 
+    if args.hcmd is None:  # bare `phenomon hypothesis`: its help
+        build_parser()._subparsers._group_actions[0].choices["hypothesis"].print_help()
+        return 0
     root = _root(args)
-    if args.hcmd is None:
-        raise UsageError("hypothesis needs a subcommand: add, list, check, withdraw")
     if args.hcmd == "add":
         h = H.add(root, args.text, args.signal, args.phenomenon, args.expect, args.threshold)
         print(f"registered {h.id}: {h.text!r} ({h.signal} {h.expect} {h.threshold} on {h.phenomenon})")
@@ -368,7 +393,7 @@ def cmd_hypothesis(args, argv) -> int:
         print(f"no hypotheses registered in {root}")
         return 0
     for h in hs:
-        head = f"{h.id}  {h.text!r}  [{h.signal} {h.expect} {h.threshold:g} on {h.phenomenon}]"
+        head = f"{h.id}  {h.text!r}  [{h.signal} {h.expect} {float(h.threshold):g} on {h.phenomenon}]"
         if args.hcmd == "list":
             print(head)
             continue
@@ -405,7 +430,7 @@ def cmd_invariance(args, argv) -> int:
 
 
 COMMANDS = {"tui": cmd_tui, "phenomena": cmd_phenomena, "signals": cmd_signals, "run": cmd_run, "ls": cmd_ls,
-            "show": cmd_show, "demo": cmd_demo, "experiment": experiment.cmd_experiment, "score": cmd_score,
+            "show": cmd_show, "stop": cmd_stop, "demo": cmd_demo, "experiment": experiment.cmd_experiment, "score": cmd_score,
             "report": cmd_report, "hypothesis": cmd_hypothesis,
             "invariance": cmd_invariance}
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 import typing
 from typing import Any
 
@@ -55,6 +57,42 @@ def _coerce(raw: str, typ: Any, key: str) -> Any:
     return raw
 
 
+SEED_MAX = 2 ** 32 - 1  # numpy's seeds: 0 … 2**32 − 1
+INT_MAX = 2 ** 31 - 1  # no size, count or step of a phenomenon is larger: beyond it is a typo, not a config
+
+
+def check_value(key: str, v: Any) -> None:
+    """Every float finite; seeds in 0 … 2**32 − 1; other integers within ±2**31 (UsageError, one line)."""
+    if isinstance(v, tuple):
+        for x in v:
+            check_value(key, x)
+        return
+    if isinstance(v, float) and not math.isfinite(v):
+        raise UsageError(f"{key} must be a finite number, got {v}")
+    if isinstance(v, int) and not isinstance(v, bool):
+        if "seed" in key and not 0 <= v <= SEED_MAX:
+            raise UsageError(f"{key} must be in 0…{SEED_MAX}, got {v}")
+        if abs(v) > INT_MAX:
+            raise UsageError(f"{key}={v} is out of range (at most {INT_MAX})")
+
+
+def memory_bytes() -> int | None:
+    """This machine's physical memory (None when unknown): sizes beyond it are refused before any run starts."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(params: float, data_bytes: float, what: str) -> None:
+    """ValueError with the estimate when `params` float32 parameters (with gradients and two Adam moments: 16 bytes
+    each) plus `data_bytes` exceed this machine's memory."""
+    need, have = 16 * params + data_bytes, memory_bytes()
+    if have is not None and need > have:
+        raise ValueError(f"{what} needs about {need / 2 ** 30:,.1f} GiB ({params:,.0f} parameters, "
+                         f"{data_bytes / 2 ** 30:,.1f} GiB of data); this machine has {have / 2 ** 30:,.1f} GiB")
+
+
 def parse_overrides(cls, pairs: list[str]) -> dict[str, Any]:
     """`['p=113', 'lr=1e-3']` -> typed values, with errors that list the valid keys."""
     fs = fields_of(cls)
@@ -68,6 +106,7 @@ def parse_overrides(cls, pairs: list[str]) -> dict[str, Any]:
         if key not in fs:
             raise UsageError(f"unknown key {key!r}; valid keys: {', '.join(fs)}")
         out[key] = _coerce(raw.strip(), hints[key], key)
+        check_value(key, out[key])
     return out
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import polars as pl
 
 from phenomon import store
-from phenomon.config import UsageError, from_dict
+from phenomon.config import UsageError, check_value, from_dict
 from phenomon.registry import Phenomenon, Verdict
 
 
@@ -54,7 +54,9 @@ def group_verdict(ph: Phenomenon, root: Path, group: str, problems: list[str] | 
 
 
 def add_parser(sub) -> None:
-    e = sub.add_parser("experiment", help="a phenomenon's variants × seeds in parallel processes, judged together")
+    e = sub.add_parser("experiment", help="a phenomenon's variants × seeds in parallel processes, judged together",
+                       epilog="Ctrl-C, SIGTERM or SIGHUP to this command stops every run it started (their rows are "
+                              "kept, each marked killed).")
     e.add_argument("phenomenon")
     e.add_argument("--variants", help="comma-separated variants: the experiment's, or any toggle's name "
                                       "(default: the experiment's)")
@@ -81,15 +83,21 @@ def cmd_experiment(args, argv) -> int:
         raise UsageError(f"{ph.name} has no experiment; phenomena with one: {', '.join(with_exp) or 'none'}")
     # the experiment's own variants, and any single toggle by its name
     variants = {**{t.name: (t.name,) for t in ph.toggles}, **ph.experiment}
-    labels = [v.strip() for v in args.variants.split(",")] if args.variants else list(ph.experiment)
+    if args.variants is not None and not args.variants.strip(", "):
+        raise UsageError(f"--variants is empty; valid: {', '.join(variants)} (or leave it out for the experiment's)")
+    if args.seeds is not None and not args.seeds.strip(", "):
+        raise UsageError("--seeds is empty; give comma-separated integers (or leave it out for the defaults)")
+    labels = [v.strip() for v in args.variants.split(",")] if args.variants is not None else list(ph.experiment)
     for v in labels:
         if v not in variants:
             raise UsageError(f"unknown variant {v!r} for {ph.name}; valid: {', '.join(variants)}")
     try:
-        seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else \
+        seeds = [int(s) for s in args.seeds.split(",")] if args.seeds is not None else \
             list(getattr(ph.resolve(args.preset, sets), "seeds", ph.seeds))
     except ValueError:
         raise UsageError(f"--seeds expects comma-separated integers, got {args.seeds!r}") from None
+    for s in seeds:
+        check_value("seed", s)
     if args.parallel is not None and args.parallel < 1:
         raise UsageError(f"--parallel must be >= 1, got {args.parallel}")
     return launch_group(ph, {v: variants[v] for v in labels}, seeds, sets, args.preset,

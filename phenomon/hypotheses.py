@@ -10,13 +10,16 @@ A hypothesis names a signal, a phenomenon, what is expected of the signal and a 
 
 Units where a statistic is undefined do not count; "not enough runs" names the cause.
 
-Stored as `<runs>/.hypotheses/<id>.json`, id = hash of the content; created with O_EXCL and never rewritten.
+Stored as `<runs>/.hypotheses/<id>.json`, id = hash of every field (the registration time included); created with
+O_EXCL and never rewritten. `ledger.jsonl` beside them is append-only, each entry chaining the previous entry's hash:
+an edited, backdated, deleted or unlisted hypothesis is reported, not trusted.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -50,6 +53,56 @@ def valid_signal_names() -> list[str]:
     return sorted(S.SIGNALS)
 
 
+FIELDS = ("text", "signal", "phenomenon", "expect", "threshold", "created")  # all hashed: none can move unnoticed
+LEDGER = "ledger.jsonl"  # append-only: each entry chains the previous entry's hash
+
+
+def _hash(obj: dict) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
+
+
+def hypothesis_id(content: dict) -> str:
+    """The id: a hash of every field, `created` included (backdating or postdating changes the id)."""
+    return _hash({k: content[k] for k in FIELDS})[:10]
+
+
+def _ledger(root: Path, problems: list[str] | None) -> list[dict]:
+    """The ledger's entries, in order, after checking the chain; a break is reported (edits, deletions)."""
+    p = _dir(root) / LEDGER
+    try:
+        lines = p.read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError) as e:
+        _say(problems, f"{p}: unreadable ledger ({e.__class__.__name__})")
+        return []
+    out, prev = [], ""
+    for n, line in enumerate(lines, 1):
+        try:
+            e = json.loads(line)
+            ok = isinstance(e, dict) and e.get("prev") == prev and isinstance(e.get("id"), str)
+        except ValueError:
+            ok = False
+        if not ok:
+            _say(problems, f"{p}: entry {n} breaks the chain: the ledger was edited; later entries not trusted")
+            break
+        out.append(e)
+        prev = _hash(e)
+    return out
+
+
+def _append(root: Path, entry: dict) -> None:
+    entries = _ledger(root, None)
+    entry = {**entry, "prev": _hash(entries[-1]) if entries else ""}
+    with open(_dir(root) / LEDGER, "a") as fh:
+        fh.write(json.dumps(entry, sort_keys=True) + "\n")
+
+
+def _say(problems: list[str] | None, line: str) -> None:
+    if problems is not None:
+        problems.append(line)
+
+
 def add(root: Path, text: str, signal: str, phenomenon: str, expect: str, threshold: float | None) -> Hypothesis:
     from phenomon import registry
 
@@ -62,45 +115,81 @@ def add(root: Path, text: str, signal: str, phenomenon: str, expect: str, thresh
     if expect not in EXPECT:
         raise UsageError(f"unknown expectation {expect!r}; valid: {', '.join(EXPECT)}")
     thr = EXPECT[expect] if threshold is None else float(threshold)
+    if not math.isfinite(thr):
+        raise UsageError(f"--threshold must be a finite number, got {thr}")
     if expect in ("track", "beyond", "nothing", "intervene") and not 0.0 <= thr <= 1.0:
         raise UsageError(f"--threshold for {expect} must be in [0, 1], got {thr}")
     if expect == "lead" and not -1.0 <= thr <= 1.0:
         raise UsageError(f"--threshold for lead is a fraction of the run in [-1, 1], got {thr}")
     content = {"text": text.strip(), "signal": signal.removeprefix("signal/"), "phenomenon": phenomenon,
                "expect": expect, "threshold": thr}
-    hid = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:10]
-    h = Hypothesis(**content, created=time.time(), id=hid)
+    same = [h for h in load(root) if all(getattr(h, k) == v for k, v in content.items())]
+    if same:
+        raise UsageError(f"hypothesis {same[0].id} is already registered (identical content)")
+    content["created"] = time.time()
+    h = Hypothesis(**content, id=hypothesis_id(content))
     d = _dir(root)
     try:
         d.mkdir(parents=True, exist_ok=True)
-        fd = os.open(d / f"{hid}.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+        fd = os.open(d / f"{h.id}.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
     except FileExistsError:
-        raise UsageError(f"hypothesis {hid} is already registered (identical content)") from None
+        raise UsageError(f"hypothesis {h.id} is already registered (identical content)") from None
     except OSError as e:
         raise UsageError(f"cannot write hypotheses in {d}: {e.strerror}") from None
     with os.fdopen(fd, "w") as fh:
         json.dump(asdict(h), fh, indent=1)
+    _append(root, {"op": "add", "id": h.id, "created": h.created})
     return h
 
 
+def _why_invalid(d) -> str | None:
+    if not isinstance(d, dict):
+        return "not an object"
+    for k in ("text", "signal", "phenomenon", "expect", "id"):
+        if not isinstance(d.get(k), str):
+            return f"{k} is {json.dumps(d.get(k))[:30]}, not text"
+    if d["expect"] not in EXPECT:
+        return f"expect {d['expect']!r} is not one of {', '.join(EXPECT)}"
+    for k in ("threshold", "created"):
+        v = d.get(k)
+        if type(v) not in (int, float) or not math.isfinite(v):
+            return f"{k} is {json.dumps(v)[:30]}, not a number"
+    return None
+
+
 def load(root: Path, problems: list[str] | None = None) -> list[Hypothesis]:
+    """Registered hypotheses whose files are intact; each problem (edited, deleted, unlisted, unreadable) one line."""
     out = []
     d = _dir(root)
     if not d.exists():
         return out
+    ledger = _ledger(root, problems)
+    listed = {e["id"]: e for e in ledger if e.get("op") == "add"}
+    withdrawn = {e["id"] for e in ledger if e.get("op") == "withdraw"}
+    seen = set()
     for p in sorted(d.glob("*.json")):
         try:
-            h = Hypothesis(**json.loads(p.read_text()))
-        except (ValueError, TypeError) as e:
-            if problems is not None:
-                problems.append(f"{p}: unreadable hypothesis ({e.__class__.__name__})")
+            raw = json.loads(p.read_text())
+        except (OSError, ValueError) as e:
+            _say(problems, f"{p}: unreadable hypothesis ({e.__class__.__name__})")
             continue
-        content = {k: getattr(h, k) for k in ("text", "signal", "phenomenon", "expect", "threshold")}
-        if hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:10] != h.id:
-            if problems is not None:
-                problems.append(f"{p}: content does not match its hash {h.id}: edited after registration")
+        why = _why_invalid(raw)
+        if why is not None:
+            _say(problems, f"{p}: unreadable hypothesis ({why})")
+            continue
+        h = Hypothesis(**{k: raw[k] for k in (*FIELDS, "id")})
+        seen.add(h.id)
+        if hypothesis_id(asdict(h)) != h.id or p.stem != h.id:
+            _say(problems, f"{p}: content does not match its hash {h.id}: edited after registration")
+            continue
+        if ledger and h.id not in listed:
+            _say(problems, f"{p}: not in the ledger: added outside `phenomon hypothesis add`")
+        elif h.id in listed and listed[h.id].get("created") != h.created:
+            _say(problems, f"{p}: its registration time differs from the ledger's: backdated or postdated")
             continue
         out.append(h)
+    for hid in set(listed) - seen - withdrawn:
+        _say(problems, f"hypothesis {hid} is in the ledger but its file is gone: deleted without withdrawal")
     return sorted(out, key=lambda h: h.created)
 
 
@@ -111,13 +200,15 @@ def runs_after(root: Path, h: Hypothesis) -> list[store.RunInfo]:
 
 
 def withdraw(root: Path, hid: str) -> None:
-    matches = [h for h in load(root) if h.id.startswith(hid)]
-    if len(matches) != 1:
-        raise UsageError(f"no single hypothesis matches {hid!r}")
+    """Remove the hypothesis with exactly this id, while no run was made after it."""
+    matches = [h for h in load(root) if h.id == hid]
+    if not matches:
+        raise UsageError(f"no hypothesis has the id {hid!r} (give the full id, as `phenomon hypothesis list` shows)")
     h = matches[0]
     n = len(runs_after(root, h))
     if n:
         raise UsageError(f"hypothesis {h.id} is immutable: {n} run(s) were made after it (negative results stay)")
+    _append(root, {"op": "withdraw", "id": h.id, "at": time.time()})
     (_dir(root) / f"{h.id}.json").unlink()
 
 

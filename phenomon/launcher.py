@@ -8,6 +8,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from phenomon import store
+
 
 @dataclass(frozen=True)
 class RunSpec:
@@ -46,10 +48,20 @@ def launch(spec: RunSpec, log_dir: Path) -> subprocess.Popen:
     """Start a detached run (its own session: it outlives the caller) with output to a log file."""
     log_dir = Path(log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
-    tag = "-".join([spec.phenomenon, *spec.toggles]) or spec.phenomenon
-    log = open(log_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{tag}.log", "ab")
+    tag = store.slug("-".join([spec.phenomenon, *spec.toggles]) or spec.phenomenon)
+    log = _new_log(log_dir, f"{time.strftime('%Y%m%d-%H%M%S')}-{tag}")
     try:
         return subprocess.Popen(spec.argv(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     finally:
         log.close()
+
+
+def _new_log(log_dir: Path, base: str):
+    """A new log file, created exclusively: runs started in the same second never share one."""
+    for n in range(1, 10000):
+        try:
+            return open(log_dir / (f"{base}.log" if n == 1 else f"{base}.{n}.log"), "xb")
+        except FileExistsError:
+            continue
+    raise OSError(f"too many logs named {base} in {log_dir}")

@@ -81,7 +81,7 @@ def write_report(root: Path, group: str | None, out: Path) -> list[Path]:
             axes[1].set_yscale("log")
         fig.suptitle(f"{ph}: toggles overlaid ({len([r for r in runs if r.phenomenon == ph])} runs)")
         fig.tight_layout()
-        p = out / f"{ph}_curves.png"
+        p = out / f"{store.slug(ph)}_curves.png"
         fig.savefig(p, dpi=120)
         plt.close(fig)
         written.append(p)
@@ -110,7 +110,7 @@ def write_report(root: Path, group: str | None, out: Path) -> list[Path]:
             fig.suptitle(f"{ph}: explanation signals over training (one line per run)")
             fig.tight_layout(rect=(0, 0, 0.86, 1))
             fig.legend(uniq.values(), uniq.keys(), loc="upper left", bbox_to_anchor=(0.865, 0.95), fontsize=7)
-            p = out / f"{ph}_signals.png"
+            p = out / f"{store.slug(ph)}_signals.png"
             fig.savefig(p, dpi=110)
             plt.close(fig)
             written.append(p)
@@ -130,7 +130,8 @@ def write_report(root: Path, group: str | None, out: Path) -> list[Path]:
                              & pl.col("signal").map_elements(catalog.shown_by_default, return_dtype=pl.Boolean))
             if t.height == 0:
                 continue
-            p = _heat_map(t, f"{ph}: scorecard (each column on its own scale)", out / f"{ph}_scorecard.png", plt)
+            p = _heat_map(t, f"{ph}: scorecard (each column on its own scale)",
+                          out / f"{store.slug(ph)}_scorecard.png", plt)
             written.append(p)
             md += ["", f"## Scorecard — {ph}", "", scorecard_markdown(t), "",
                    *[f"- **{r['signal']}**: {r['verdict']}" for r in t.iter_rows(named=True)]]
@@ -182,7 +183,7 @@ def _axis_figures(ph: str, axis, pts: pl.DataFrame, runs: list, out: Path, color
         fig.suptitle(f"{ph}: explanation signals against {xlabel} (mean over seeds, min–max band)")
         fig.tight_layout(rect=(0, 0, 0.86, 1))
         fig.legend(handles, names, loc="upper left", bbox_to_anchor=(0.865, 0.95), fontsize=7)
-        p = out / f"{ph}_signals.png"
+        p = out / f"{store.slug(ph)}_signals.png"
         fig.savefig(p, dpi=110)
         plt.close(fig)
         written.append(p)
@@ -269,7 +270,7 @@ def _outcome_figure(ph: str, axis, runs: list, out: Path, colors, plt) -> Path:
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     fig.suptitle(f"{ph}: toggles overlaid (mean over seeds, min–max band)")
     fig.tight_layout()
-    p = out / f"{ph}_curves.png"
+    p = out / f"{store.slug(ph)}_curves.png"
     fig.savefig(p, dpi=120)
     plt.close(fig)
     return p

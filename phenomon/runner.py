@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import _thread
 import functools
 import logging
 import os
 import signal
+import threading
 import traceback
 import warnings
 from dataclasses import dataclass, field
@@ -138,12 +140,9 @@ def check_signals(names) -> None:
         raise UsageError(f"unknown signal(s) {', '.join(unknown)}; valid: {', '.join(sorted(S.SIGNALS))}")
 
 
-def new_run_id(ph: Phenomenon, cfg, root: Path) -> str:
-    base = f"{ph.name}-{config_hash(to_dict(cfg))}"
-    rid, n = base, 2
-    while (root / rid).exists():
-        rid, n = f"{base}.{n}", n + 1
-    return rid
+def new_run_dir(ph: Phenomenon, cfg, root: Path) -> Path:
+    """A new run directory named after the config, created exclusively (a racing run gets a `.2` suffix)."""
+    return store.create_run_dir(root, f"{ph.name}-{config_hash(to_dict(cfg))}")
 
 
 def prepare_root(root: Path) -> Path:
@@ -173,7 +172,8 @@ def run(ph: Phenomenon, cfg, opts: RunOptions, argv: list[str] | None = None) ->
     if rank_zero_only.rank != 0:  # under DDP only global rank zero owns the run directory
         ph.execute(cfg, session(ph, cfg, None, opts))
         return None
-    rid = new_run_id(ph, cfg, root)
+    run_dir = new_run_dir(ph, cfg, root)
+    rid = run_dir.name
     manifest = store.new_manifest(
         rid, ph.name, config=to_dict(cfg), config_hash=config_hash(to_dict(cfg)),
         toggles=ph.toggles_on(cfg), diff=_jsonable(run_config_diff(ph, cfg)), group=opts.group or ph.group_of(cfg),
@@ -181,30 +181,47 @@ def run(ph: Phenomenon, cfg, opts: RunOptions, argv: list[str] | None = None) ->
         signals=list(opts.signals) if opts.signals is not None else "default",
         progress={"step": 0, "max_steps": getattr(cfg, "max_steps", None)},
     )
-    writer = store.RunWriter(root / rid, manifest)
-    opts.label = opts.label or rid
     prev = signal.getsignal(signal.SIGTERM)
 
     def on_term(signum, frame):  # noqa: ARG001
         raise Killed()
 
     signal.signal(signal.SIGTERM, on_term)
+    # a file size limit is a write error to record (EFBIG), not a silent kill
+    prev_xfsz = signal.signal(signal.SIGXFSZ, signal.SIG_IGN) if hasattr(signal, "SIGXFSZ") else None
+    # a stop file or a write failure seen by the writer's thread: the training thread takes the SIGTERM path
+    training = threading.Event()
+
+    def on_stop() -> None:
+        if training.is_set():  # after training the run is ending anyway: no Killed outside the handler below
+            _thread.interrupt_main(signal.SIGTERM)
+
+    writer = store.RunWriter(run_dir, manifest, on_stop=on_stop)
+    opts.label = opts.label or rid
     status, error = "finished", None
     state = RunState()
+    training.set()
     try:
         ph.execute(cfg, session(ph, cfg, writer, opts, state))
         if opts.invariance:
             check_invariance(state, writer)
     except (Killed, KeyboardInterrupt):
-        status, error = "killed", "stopped by signal"
+        status, error = "killed", "stopped by request" if writer.stop_requested else "stopped by signal"
     except SystemExit as e:  # Lightning exits after a graceful interrupt
         status, error = ("killed", "stopped by signal") if e.code else ("finished", None)
+    except store.StoreWriteError as e:
+        status, error = "failed", str(e)
     except Exception as e:  # noqa: BLE001 - the run's failure is data: record it, then report it
         status = "failed"
         error = f"{e.__class__.__name__}: {e}"
         writer.update(traceback=traceback.format_exc()[-4000:])
     finally:
+        training.clear()
         signal.signal(signal.SIGTERM, prev)
+        if prev_xfsz is not None:
+            signal.signal(signal.SIGXFSZ, prev_xfsz)
+    if writer.failed is not None:  # writing failed for good (the writer's thread stopped the run): say why
+        status, error = "failed", writer.failed
     writer.flush()  # the verdict reads the store: the last second's rows must be in it
     verdict = verdict_of(ph, cfg, writer.dir)
     writer.close(status, error, verdict=verdict.line, verdict_effect=verdict.effect,

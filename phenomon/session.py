@@ -36,7 +36,7 @@ class RunOutput:
     def save_file(self, name: str, data: bytes) -> None:
         """`data` under `name` inside the run directory (e.g. `masks/round_01.pt`), written atomically."""
         if self._writer is not None:
-            path = self._writer.dir / name
+            path = store.confined(self._writer.dir, name)  # inside the run directory, whatever `name` says
             path.parent.mkdir(parents=True, exist_ok=True)
             store.atomic_write_bytes(path, data)
 

@@ -52,6 +52,23 @@ def default_parallel() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
 
+def _interrupt(signum, frame):  # noqa: ARG001
+    raise KeyboardInterrupt
+
+
+def _stop_children_on_signals() -> dict:
+    """SIGTERM or SIGHUP to the parent (an experiment, a sweep, the demo) stops its children as Ctrl-C does: a
+    child runs in its own session, so without this it would outlive a parent stopped by a job system or a closed
+    terminal. Returns the handlers to put back."""
+    import threading
+
+    prev = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            prev[sig] = signal.signal(sig, _interrupt)
+    return prev
+
+
 def run_parallel(children: list[Child], root: Path, max_parallel: int | None = None, poll_s: float = 0.5,
                  out: TextIO | None = None) -> list[Child]:
     """Start children (at most `max_parallel` at once), draw their progress, return when all have ended."""
@@ -59,6 +76,7 @@ def run_parallel(children: list[Child], root: Path, max_parallel: int | None = N
     max_parallel = max_parallel or default_parallel()
     tty = out.isatty()
     drawn, last_plain = 0, 0.0
+    prev = _stop_children_on_signals()
     try:
         while True:
             running = [c for c in children if c.proc is not None and c.proc.poll() is None]
@@ -93,6 +111,9 @@ def run_parallel(children: list[Child], root: Path, max_parallel: int | None = N
             if c.proc is not None:
                 c.proc.wait(timeout=60)
         raise
+    finally:
+        for sig, handler in prev.items():
+            signal.signal(sig, handler)
     by_pid = {r.manifest.get("pid"): r for r in store.list_runs(root)}
     for c in children:
         c.info = by_pid.get(c.proc.pid, c.info)

@@ -32,7 +32,7 @@ def test_help_and_phenomena_listing(capsys):
     (["run", "grokking", "--toggle", "nope"], "unknown toggle 'nope'"),
     (["run", "grokking", "--set", "bogus=1"], "unknown key 'bogus'; valid keys: model, p, op, train_fraction, lr, "
      "weight_decay, beta1, beta2, init_scale, d_embed, hidden, d_model, n_heads, d_mlp, max_steps, eval_every, seed"),
-    (["run", "grokking", "--set", "p=100"], "p must be prime"),
+    (["run", "grokking", "--set", "p=100"], "p must be a prime ≥ 3"),
     (["run", "grokking", "--set", "train_fraction=1.5"], "train_fraction must be in (0, 1)"),
     (["run", "grokking", "--set", "weight_decay=-0.1"], "weight_decay must be >= 0"),
     (["run", "grokking", "--max-steps", "0"], "--max-steps must be positive"),

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 from phenomon import registry, runner, store
@@ -41,6 +42,29 @@ def test_sigterm_marks_the_run_killed_and_keeps_rows(runs):
     assert info.state == "killed" and info.manifest["error"] == "stopped by signal"
     assert store.read_metrics(info.dir).height == info.manifest["rows"] > 0
     assert "Traceback" not in proc.stderr.read().decode()
+
+
+def test_stop_file_stops_a_real_run_which_is_also_its_proven_owner(runs):
+    """In process (fast): `phenomon stop` writes the stop file; the writer's thread sees it; the run ends killed."""
+    from phenomon.cli import main
+
+    seen = {}
+
+    def stop_when_rows():
+        info = _wait_rows(runs, n=5)
+        seen["proof"] = store.stop.owner_proof(info)  # this process: start time, token and open .owner all match
+        seen["code"] = main(["stop", info.id, "--runs", str(runs)])
+
+    t = threading.Thread(target=stop_when_rows)
+    t.start()
+    ph = registry.get("grokking")
+    cfg = ph.resolve(sets=["p=23", "max_steps=1000000", "eval_every=5", "hidden=16", "d_embed=8"])
+    info = runner.run(ph, cfg, runner.RunOptions(root=runs, signals=(), invariance=False))
+    t.join(timeout=60)
+    assert seen == {"proof": None, "code": 0}
+    assert info.state == "killed" and info.manifest["error"] == "stopped by request"
+    assert store.read_metrics(info.dir).height == info.manifest["rows"] > 0
+    assert not list(info.dir.rglob(".*tmp-*"))
 
 
 def test_sigkill_leaves_a_dead_run_with_its_flushed_rows(runs):

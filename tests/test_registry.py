@@ -28,7 +28,7 @@ def test_unknown_toggle_and_key_list_valid_ones():
 
 
 @pytest.mark.parametrize("pair, message", [
-    ("p=91", "p must be prime"),
+    ("p=91", "p must be a prime ≥ 3"),
     ("p=abc", "expected an integer"),
     ("p=9.5", "expected an integer"),
     ("train_fraction=1.0", r"train_fraction must be in \(0, 1\)"),

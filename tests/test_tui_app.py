@@ -165,24 +165,55 @@ async def test_toggle_key_focuses_an_existing_paired_run(prepared):
         assert ids["wd"] in str(app.screen.query_one("#toggles").render())
 
 
-async def test_stop_asks_then_sends_sigterm(runs):
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+async def test_stop_key_writes_a_stop_file_and_never_signals_a_stranger(runs):
+    """Crafted manifests: running, this host, an unrelated process's pid and even its true start time; the stop
+    keys ask by a stop file and the stranger survives. A far-future heartbeat reads as clock skew, not running."""
+    sleeper = subprocess.Popen(["sleep", "60"])
     try:
-        d = make_run(runs, status="running")
-        m = store.read_manifest(d)
-        m["pid"] = sleeper.pid
-        store.atomic_write_json(d / "run.json", m)
+        dirs = {}
+        for future, seed in ((False, 0), (True, 1)):
+            d = dirs[future] = make_run(runs, status="running", seed=seed)
+            m = store.read_manifest(d)
+            m.update(pid=sleeper.pid, pid_start=store.proc_start(sleeper.pid))
+            store.atomic_write_json(d / "run.json", m)
+            if future:
+                (d / "heartbeat").write_text(f"{time.time() + 86400}\n")
+            assert store.run_info(d).state == ("skew" if future else "running")
         app = app_for(runs, launch_fn=FakeLauncher())
         async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda: app.screen.query_one(DataTable).row_count == 1)
-            await pilot.press("x")
-            assert isinstance(app.screen, ConfirmScreen)
-            await pilot.press("n")
-            assert sleeper.poll() is None
-            await pilot.press("x", "y")
-            assert sleeper.wait(timeout=5) == -15
+            table = app.screen.query_one(DataTable)
+            await until(pilot, lambda: table.row_count == 2)
+            for future, d in dirs.items():
+                assert cell(app, d.name, "status") == ("skew" if future else "running")
+                table.move_cursor(row=table.get_row_index(d.name))
+                await pilot.press("x")
+                assert isinstance(app.screen, ConfirmScreen)
+                await pilot.press("n")
+                assert not (d / "stop").exists()
+                await pilot.press("x", "y")
+                await until(pilot, lambda: (d / "stop").exists())
+            await pilot.press("k")  # the app's stop key: the same path
+            await pilot.pause(0.3)
+        assert sleeper.poll() is None
+        for d in dirs.values():
+            assert "not signalled" in store.signal_fallback(store.run_info(d))
+        assert sleeper.poll() is None
     finally:
         sleeper.kill()
+
+
+@pytest.mark.parametrize("pid", [-1, 0, 1, True, "1234", 12.0, 2 ** 40])
+def test_a_bad_pid_is_unreadable_or_never_signalled(runs, pid):
+    d = make_run(runs, status="running")
+    m = store.read_manifest(d)
+    m["pid"] = pid
+    (d / "run.json").write_text(__import__("json").dumps(m))
+    try:
+        info = store.run_info(d)
+    except store.StoreError as e:
+        assert "unreadable: pid" in str(e)
+        return
+    assert pid == 1 and "not signalled" in store.signal_fallback(info)
 
 
 async def test_bad_input_does_not_crash(tmp_path, runs):

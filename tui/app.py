@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from rich.markup import escape
 from textual import on, work
 from textual.app import App
 from textual.binding import Binding
@@ -93,7 +94,7 @@ class PhenomonApp(App[str | None]):
     def _store_changed(self, event: StoreChanged) -> None:
         snap = event.snapshot
         for line in self.launches.reconcile(snap.runs):
-            self.notify(line, severity="error", timeout=10)
+            self.notify(escape(line), severity="error", timeout=10)
         if self.focus_cfg is None:
             self._focus_default(snap)
         ids = list(self.compare_ids)
@@ -113,7 +114,10 @@ class PhenomonApp(App[str | None]):
         self._bind_screens()
 
     def _bind_screens(self) -> None:
-        runs, compare = self.get_screen("runs"), self.get_screen("compare")
+        try:
+            runs, compare = self.get_screen("runs"), self.get_screen("compare")
+        except KeyError:  # a snapshot that arrives while the app shuts down (screens uninstalled): nothing to bind
+            return
         runs.selected = self.selected
         compare.run_ids = self.compare_ids
         runs.snapshot = compare.snapshot = self.get_screen("scorecard").snapshot = self.snapshot
@@ -194,15 +198,15 @@ class PhenomonApp(App[str | None]):
         info = self.snapshot.run(event.run_id) if self.snapshot else None
         if info is None:
             return
-        if info.state != "running":
-            self.notify(f"{info.id} is {info.state}, nothing to stop")
+        if info.state not in ("running", "skew"):
+            self.notify(escape(f"{info.id} is {info.state}, nothing to stop"))
             return
 
         def answer(key: str | None) -> None:
             if key == "y":
-                self.notify(launches.stop(info))
+                self.notify(escape(launches.stop(info)))
 
-        self.push_screen(ConfirmScreen(f"Stop run {info.id} (SIGTERM; it keeps its rows and is marked killed)?",
+        self.push_screen(ConfirmScreen(f"Stop run {escape(info.id)} (a stop file; it keeps its rows, marked killed)?",
                                        {"y": "stop it", "n": "keep it"}), answer)
 
     # keys -------------------------------------------------------------------------------------------
@@ -214,7 +218,7 @@ class PhenomonApp(App[str | None]):
         try:
             kind, ref = self.launches.request(self.focus_ph, cfg, runs)
         except (UsageError, OSError) as e:
-            self.notify(f"could not start {what}: {e}", severity="error")
+            self.notify(escape(f"could not start {what}: {e}"), severity="error")
             return
         if kind == "started":
             self._joining.add(ref)
@@ -223,7 +227,7 @@ class PhenomonApp(App[str | None]):
                 self.follow_group = self.focus_ph.group_of(cfg)
         else:
             self.focus_cfg = cfg
-            self.notify(f"{what}: {'already starting' if kind == 'pending' else f'run {ref} exists'} — focused")
+            self.notify(escape(f"{what}: {'already starting' if kind == 'pending' else f'run {ref} exists'} — focused"))
         self._bind_screens()
 
     def action_toggle(self, key: str) -> None:

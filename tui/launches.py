@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
-import signal
-import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +31,7 @@ def config_of(info: RunInfo):
         return None
     try:
         return ph, from_dict(ph.config_cls, info.manifest.get("config") or {})
-    except TypeError:
+    except Exception:  # noqa: BLE001 - a config this version cannot rebuild is not one to flip
         return None
 
 
@@ -120,16 +117,6 @@ class Launches:
 
 
 def stop(info: RunInfo) -> str:
-    """SIGTERM to a run's process (it flushes and marks itself killed); a line saying what happened."""
-    m = info.manifest
-    if info.state != "running":
-        return f"{info.id} is {info.state}, nothing to stop"
-    if m.get("host") != socket.gethostname():
-        return f"{info.id} runs on {m.get('host')}; stop it there"
-    try:
-        os.kill(int(m["pid"]), signal.SIGTERM)
-    except (ProcessLookupError, KeyError, TypeError, ValueError):
-        return f"{info.id}: its process is gone"
-    except PermissionError:
-        return f"{info.id}: not allowed to signal pid {m.get('pid')}"
-    return f"sent SIGTERM to {info.id} (pid {m['pid']}); it will flush and mark itself killed"
+    """Ask a run to stop by a `stop` file in its directory (any host, any engine; it flushes and marks itself
+    killed). A process is signalled only as a fallback, and only one proven to own the run (see store.stop)."""
+    return store.stop_run(info)

@@ -7,6 +7,7 @@ from typing import Literal
 
 import polars as pl
 
+from phenomon.config import check_memory
 from phenomon.registry import Phenomenon, Toggle, Verdict, register
 from phenomon.session import Session
 
@@ -36,10 +37,15 @@ class GrokkingConfig:
     def validate(self) -> None:
         from phenomon.datamodules.primes import is_prime
 
-        if not is_prime(self.p):
-            raise ValueError(f"p must be prime, got {self.p}")
+        if self.p < 3 or not is_prime(self.p):
+            raise ValueError(f"p must be a prime ≥ 3, got {self.p}")
         if not 0.0 < self.train_fraction < 1.0:
             raise ValueError(f"train_fraction must be in (0, 1), got {self.train_fraction}")
+        n = self.p * (self.p - 1 if self.op == "/" else self.p)  # ÷ skips b = 0
+        n_train = round(self.train_fraction * n)
+        if not 1 <= n_train <= n - 1:
+            raise ValueError(f"train_fraction={self.train_fraction} of {n} pairs leaves {n_train} to train on and "
+                             f"{n - n_train} to test: each split needs at least one")
         for k in ("lr", "init_scale"):
             if not getattr(self, k) > 0:
                 raise ValueError(f"{k} must be positive, got {getattr(self, k)}")
@@ -53,6 +59,11 @@ class GrokkingConfig:
                 raise ValueError(f"{k} must be a positive integer, got {getattr(self, k)}")
         if self.model == "transformer" and self.d_model % self.n_heads:
             raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
+        p = self.p
+        params = (p * self.d_embed + 2 * self.d_embed * self.hidden + self.hidden * p if self.model == "mlp" else
+                  2 * p * self.d_model + 4 * self.d_model ** 2 + 2 * self.d_model * self.d_mlp)
+        # every pair as 3 int64 tokens and a label, plus full-batch logits (float32, p per pair) for evaluation
+        check_memory(params, n * (32 + 4 * p), f"p={p} ({n:,} pairs)")
 
 
 def criterion(frame: pl.DataFrame, cfg: GrokkingConfig) -> Verdict:

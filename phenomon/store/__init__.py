@@ -7,7 +7,8 @@ Layout of a run directory (see README, "Internals")::
     <root>/<run_id>/metrics/rows-<a>-<b>.parquet  rows with sequence numbers a <= seq < b
 
 The bottom layer: polars only (no torch, no textual, nothing of phenomon's above it). Modules by job:
-`segments` (names, listing, cover, atomic writes), `writer` (RunWriter, new_manifest), `runs` (RunInfo,
+`segments` (names, listing, cover, atomic writes), `manifest` (the one validated reading of run.json, safe names,
+process identity), `stop` (stop files; a signal only to a proven owner), `writer` (RunWriter, new_manifest), `runs` (RunInfo,
 liveness, listing, lookup), `reader` (rows, incremental reads, wide frames), `queries` (configuration identity,
 labels, EMA, thinning, mean with band, sweep points), `text` (headline, "–"), `axis` (typed x axes).
 Every public name is re-exported here: `from phenomon import store; store.X`.
@@ -16,7 +17,10 @@ Every public name is re-exported here: `from phenomon import store; store.X`.
 from __future__ import annotations
 
 from phenomon.store.reader import IncrementalReader, read_metrics, read_rows, wide
-from phenomon.store.runs import DEAD_AFTER_S, RunInfo, find_run, list_runs, read_manifest, run_info
+from phenomon.store.manifest import (PID_MAX, check_manifest, confined, proc_start, read_manifest, safe_name, slug,
+                                     valid_pid)
+from phenomon.store.runs import DEAD_AFTER_S, SKEW_S, RunInfo, find_run, list_runs, run_info, same_process
+from phenomon.store.stop import request_stop, signal_fallback, stop_run
 from phenomon.store.queries import (BASELINE, by_configuration, config_id, config_key, ema, label_of, mean_band,
                                     metric_over_steps, seeds_over_steps, sweep_points, thin, toggles_label,
                                     toggles_label_expr)
@@ -24,8 +28,8 @@ from phenomon.store.segments import (ROW_SCHEMA, StoreError, StoreWarning, atomi
                                      atomic_write_json, cover, default_root, empty_rows, list_segments,
                                      read_segment, seg_name)
 from phenomon.store.text import MISSING, fmt_value, headline
-from phenomon.store.writer import (FLUSH_EVERY_S, HEARTBEAT_EVERY_S, MERGE_AT, SCHEMA_VERSION, STATUSES, RunWriter,
-                                   new_manifest)
+from phenomon.store.writer import (FLUSH_EVERY_S, HEARTBEAT_EVERY_S, MERGE_AT, OWNER_FILE, SCHEMA_VERSION, STATUSES,
+                                   STOP_FILE, RunWriter, StoreWriteError, create_run_dir, new_manifest)
 
 __all__ = [
     "BASELINE", "DEAD_AFTER_S", "FLUSH_EVERY_S", "HEARTBEAT_EVERY_S", "MERGE_AT", "MISSING", "ROW_SCHEMA",
@@ -35,4 +39,7 @@ __all__ = [
     "list_segments", "mean_band", "metric_over_steps", "new_manifest", "read_manifest", "read_metrics",
     "read_rows", "read_segment", "run_info", "seeds_over_steps", "seg_name", "sweep_points", "thin",
     "toggles_label", "toggles_label_expr", "wide",
+    "OWNER_FILE", "PID_MAX", "SKEW_S", "STOP_FILE", "StoreWriteError", "check_manifest", "confined",
+    "create_run_dir", "proc_start", "request_stop", "safe_name", "same_process", "signal_fallback", "slug",
+    "stop_run", "valid_pid",
 ]

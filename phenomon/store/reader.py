@@ -17,6 +17,8 @@ def _read_chain(chain: Iterable[Segment], start: int, problems: list[str],
                 columns: Sequence[str] | None) -> tuple[list, int]:
     frames, pos = [], start
     for a, b, p in chain:
+        if a > pos:  # no file holds these rows: lost (a deleted or never written segment), said once
+            problems.append(f"{p.parent.parent}: rows {pos}–{a} missing (no segment holds them)")
         try:
             df = segments.read_segment(p, columns)  # looked up on the module: tests count the files read
         except FileNotFoundError:
@@ -41,6 +43,9 @@ def read_rows(run_dir: Path, start: int = 0, *, problems: list[str] | None = Non
     Problems (a corrupt or short segment, skipped) go to `problems`, or are warned about when it is None.
     """
     probs: list[str] = []
+    mdir = Path(run_dir) / "metrics"
+    if mdir.exists() and not mdir.is_dir():
+        probs.append(f"{mdir}: not a directory; no rows can be read")
     for _ in range(5):
         try:
             frames, pos = _read_chain(cover(list_segments(run_dir), start), start, probs, columns)

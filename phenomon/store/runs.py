@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import json
+import math
 import os
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from phenomon.store.manifest import proc_start, read_manifest, slug, valid_pid
 from phenomon.store.segments import StoreError, default_root
 
 DEAD_AFTER_S = 60.0  # a heartbeat older than this on another host means the run is gone
+SKEW_S = 60.0  # a heartbeat further than this in the future: the clocks disagree, liveness is unknown
 
 
 @dataclass(frozen=True)
@@ -21,8 +23,9 @@ class RunInfo:
     id: str
     dir: Path
     manifest: dict
-    state: str  # running | finished | failed | killed | dead
+    state: str  # running | finished | failed | killed | dead | skew (a heartbeat from the future)
     heartbeat_age: float | None
+    note: str | None = None  # why the state is what it is, where the manifest does not say
 
     @property
     def phenomenon(self) -> str:
@@ -33,12 +36,16 @@ class RunInfo:
         return self.manifest.get("group") or self.id
 
     def dead_reason(self) -> str:
+        if self.note:
+            return self.note
         m = self.manifest
         age = "unknown" if self.heartbeat_age is None else f"{self.heartbeat_age:.0f} s ago"
         return f"pid {m.get('pid')} on {m.get('host')} is gone; last heartbeat {age}"
 
 
 def _pid_alive(pid: int) -> bool:
+    if not valid_pid(pid):
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -53,17 +60,25 @@ def _pid_alive(pid: int) -> bool:
         return True
 
 
-def read_manifest(run_dir: Path) -> dict:
-    p = Path(run_dir) / "run.json"
-    try:
-        m = json.loads(p.read_text())
-    except FileNotFoundError:
-        raise StoreError(f"{run_dir}: no run.json (not a run directory)") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise StoreError(f"{run_dir}: corrupt run.json ({e.__class__.__name__}: {e})") from None
-    if not isinstance(m, dict) or "id" not in m:
-        raise StoreError(f"{run_dir}: run.json is not a phenomon manifest")
-    return m
+def same_process(m: dict) -> bool:
+    """The manifest's pid on this host is alive and is the process that wrote it (its start time matches:
+    a pid reused by another process after the run died is not the run)."""
+    pid = m.get("pid")
+    if m.get("host") != socket.gethostname() or not _pid_alive(pid):
+        return False
+    want = m.get("pid_start")
+    return want is None or proc_start(pid) in (want, None)
+
+
+def _liveness(m: dict, hb_age: float | None) -> tuple[str, str | None]:
+    """(state, note) of a run whose manifest says running."""
+    if hb_age is not None and hb_age < -SKEW_S:
+        return "skew", f"clock skew: heartbeat {-hb_age:.0f} s in the future"
+    if m.get("host") == socket.gethostname() and valid_pid(m.get("pid")) and not same_process(m):
+        return "dead", None
+    if hb_age is None or hb_age > DEAD_AFTER_S:
+        return "dead", None
+    return "running", None
 
 
 def run_info(run_dir: Path) -> RunInfo:
@@ -71,17 +86,17 @@ def run_info(run_dir: Path) -> RunInfo:
     m = read_manifest(run_dir)
     hb_age = None
     try:
-        hb_age = max(0.0, time.time() - float((run_dir / "heartbeat").read_text()))
-    except (OSError, ValueError):
+        hb = float((run_dir / "heartbeat").read_text()[:64])
+        if math.isfinite(hb):
+            hb_age = time.time() - hb
+    except (OSError, ValueError, UnicodeDecodeError):
         pass
-    state = m.get("status", "running")
+    state, note = m.get("status", "running"), None
     if state == "running":
-        same_host = m.get("host") == socket.gethostname()
-        if same_host and isinstance(m.get("pid"), int) and not _pid_alive(m["pid"]):
-            state = "dead"
-        elif hb_age is None or hb_age > DEAD_AFTER_S:
-            state = "dead"
-    return RunInfo(id=m["id"], dir=run_dir, manifest=m, state=state, heartbeat_age=hb_age)
+        state, note = _liveness(m, hb_age)
+    if hb_age is not None:
+        hb_age = max(0.0, hb_age)
+    return RunInfo(id=m["id"], dir=run_dir, manifest=m, state=state, heartbeat_age=hb_age, note=note)
 
 
 def list_runs(root: Path | None = None, *, errors: list[str] | None = None) -> list[RunInfo]:
@@ -100,6 +115,9 @@ def list_runs(root: Path | None = None, *, errors: list[str] | None = None) -> l
         except StoreError as e:
             if errors is not None:
                 errors.append(str(e))
+    # a copied run directory holds the same id: each copy is its own run, named `<id>@<directory>`
+    ids = [r.id for r in out]
+    out = [replace(r, id=f"{r.id}@{slug(r.dir.name)}") if ids.count(r.id) > 1 and r.dir.name != r.id else r for r in out]
     out.sort(key=lambda r: (r.manifest.get("started") or 0, r.id))
     return out
 

@@ -77,7 +77,7 @@ def list_segments(run_dir: Path) -> list[Segment]:
     mdir = Path(run_dir) / "metrics"
     try:
         names = os.listdir(mdir)
-    except FileNotFoundError:
+    except OSError:  # none yet, or not a directory (read_rows reports that)
         return []
     segs = []
     for n in names:

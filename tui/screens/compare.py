@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from rich.markup import escape
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -137,7 +138,7 @@ class CompareScreen(Screen):
     def _status(self, manifests, x_axis) -> None:
         groups = sorted({m.get("group", "?") for m in manifests.values()})
         alpha = SMOOTHING[self.smoothing]
-        text = (f"comparing {len(manifests)} run(s) · group {', '.join(groups) or '-'} · x: {x_axis.label}"
+        text = (f"comparing {len(manifests)} run(s) · group {escape(', '.join(groups)) or '-'} · x: {x_axis.label}"
                 f"{' (log)' if self.log_x else ''} · smoothing EMA {alpha:g} ([ ]) · ←/→ cursor, click a chart")
         status = self.query_one("#compare-status", Static)
         if status.content != text:  # an update re-lays out the whole screen: not on every snapshot

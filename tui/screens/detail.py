@@ -16,18 +16,20 @@ from phenomon.store import RunInfo
 def describe(info: RunInfo) -> str:
     m = info.manifest
     diff = m.get("diff") or {}
-    lines = [f"[b]{info.id}[/]   {m.get('phenomenon')} · group {m.get('group')} · seed {m.get('seed')}",
-             f"status  [b]{info.state}[/]" + (f" — {escape(info.dead_reason())}" if info.state == "dead" else "")]
+    lines = [f"[b]{escape(info.id)}[/]   {escape(str(m.get('phenomenon')))} · group {escape(str(m.get('group')))} · "
+             f"seed {m.get('seed')}",
+             f"status  [b]{info.state}[/]" + (f" — {escape(info.dead_reason())}" if info.state in ("dead", "skew") else "")]
     if m.get("error"):
         lines.append(f"error   [red]{escape(str(m['error']))}[/]")
     pr = m.get("progress") or {}
-    lines.append(f"progress {pr.get('step')}/{pr.get('max_steps')}   rows {m.get('rows', 0)}   pid {m.get('pid')} "
-                 f"on {m.get('host')}")
-    lines.append(f"toggles {store.label_of(m)}")
-    lines.append("config  " + "  ".join(f"{k}={v}{'*' if k in diff else ''}" for k, v in (m.get("config") or {}).items()))
+    lines.append(escape(f"progress {pr.get('step')}/{pr.get('max_steps')}   rows {m.get('rows', 0)}   "
+                        f"pid {m.get('pid')} on {m.get('host')}"))
+    lines.append(f"toggles {escape(store.label_of(m))}")
+    lines.append("config  " + escape("  ".join(f"{k}={v}{'*' if k in diff else ''}"
+                                              for k, v in (m.get("config") or {}).items())))
     summ = m.get("summary") or {}
     if summ:
-        lines.append("latest  " + "  ".join(f"{k}={v:.4g}" for k, v in sorted(summ.items())))
+        lines.append("latest  " + escape("  ".join(f"{k}={v:.4g}" for k, v in sorted(summ.items()))))
     lines.append(f"verdict {escape(str(m.get('verdict') or '-'))}")
     if m.get("argv"):
         lines.append(f"command {escape(' '.join(map(str, m['argv'])))}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -17,9 +18,9 @@ from phenomon.store import RunInfo
 from phenomon.tui.messages import Snapshot
 from phenomon.tui.widgets.toggles import ToggleBar
 
-STATES = ("all", "running", "finished", "failed", "dead", "killed")
+STATES = ("all", "running", "finished", "failed", "dead", "killed", "skew")
 STATE_STYLE = {"running": "bold cyan", "finished": "green", "failed": "bold red", "dead": "bold magenta",
-               "killed": "yellow"}
+               "killed": "yellow", "skew": "magenta"}
 COLUMNS = ("sel", "run", "phenomenon", "toggles", "seed", "status", "progress", "metrics", "verdict / error")
 
 
@@ -45,7 +46,7 @@ def outcome(info: RunInfo) -> Text:
     m = info.manifest
     if info.state == "failed":
         return Text(m.get("error") or "failed (no error recorded)", style="red")
-    if info.state == "dead":
+    if info.state in ("dead", "skew"):
         return Text(info.dead_reason(), style="magenta")
     return Text(m.get("verdict") or "", style="dim" if info.state == "running" else "")
 
@@ -127,9 +128,11 @@ class RunsScreen(Screen):
 
     def _row(self, r: RunInfo) -> tuple:
         m = r.manifest
-        return ("●" if r.id in self.selected else " ", r.id, r.phenomenon, store.label_of(m),
+        # a DataTable reads a str cell as markup: text from a manifest goes in as Text (ids and phenomena are
+        # validated names, no brackets)
+        return ("●" if r.id in self.selected else " ", r.id, r.phenomenon, Text(store.label_of(m)),
                 str(m.get("seed", "")), Text(r.state, style=STATE_STYLE.get(r.state, "")), progress_bar(m),
-                headline(r), outcome(r))
+                Text(headline(r)), outcome(r))
 
     def on_screen_resume(self) -> None:
         self._fill()
@@ -152,13 +155,13 @@ class RunsScreen(Screen):
                 table.add_row(*cells, key=r.id)
         snap = self.snapshot
         total = len(snap.runs) if snap else 0
-        line = f"runs in {snap.root if snap else '?'} — showing {len(runs)} of {total}"
+        line = f"runs in {escape(str(snap.root)) if snap else '?'} — showing {len(runs)} of {total}"
         line += f" · phenomenon [b]{self.phenomenon_filter}[/] (p) · status [b]{self.state_filter}[/] (t)"
         line += f" · {len(self.selected)} selected (space), c compares"
         if snap and snap.error:
-            line = f"[red]{snap.error}[/]\n" + line
+            line = f"[red]{escape(snap.error)}[/]\n" + line
         if snap and snap.problems:
-            line += f"\n[yellow]{len(snap.problems)} problem(s): {snap.problems[-1]}[/]"
+            line += f"\n[yellow]{len(snap.problems)} problem(s): {escape(snap.problems[-1])}[/]"
         if snap and total == 0 and not snap.error:
             line += "\n[dim]no runs yet: press s to start the focused configuration, or run `phenomon run …` elsewhere[/]"
         status = self.query_one("#runs-status", Static)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
+
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -272,11 +274,11 @@ class ScorecardScreen(Screen):
             if self.computing:
                 line = "[b]computing…[/] " + line
             if card.error:
-                line += f"\n[red]could not compute the scorecard: {card.error}[/]"
+                line += f"\n[red]could not compute the scorecard: {escape(str(card.error))}[/]"
             elif card.table.height == 0:
                 line += f"\n[dim]{EMPTY}[/]"
             if card.problems:
-                line += f"\n[yellow]{len(card.problems)} problem(s): {card.problems[-1]}[/]"
+                line += f"\n[yellow]{len(card.problems)} problem(s): {escape(card.problems[-1])}[/]"
         if snap is not None and snap.error:
-            line += f"\n[red]{snap.error}[/]"
+            line += f"\n[red]{escape(snap.error)}[/]"
         self.query_one("#score-status", Static).update(line)

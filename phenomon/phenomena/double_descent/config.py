@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from phenomon.config import check_memory
 from phenomon.registry import Toggle
 
 
@@ -71,6 +72,12 @@ class DoubleDescentConfig:
         if not self.lr > 0 or self.weight_decay < 0 or self.ridge < 0 or not 0.0 <= self.momentum < 1.0:
             raise ValueError(f"need lr > 0, weight_decay >= 0, ridge >= 0, momentum in [0, 1); got {self.lr}, "
                              f"{self.weight_decay}, {self.ridge}, {self.momentum}")
+        width = max((self.width, *self.widths))
+        dim = 40 if self.data == "mnist1d" else self.teacher_dim  # MNIST-1D inputs have 40 points
+        params = dim * width + (self.depth - 1) * width ** 2 + 10 * width if self.model == "mlp" else \
+            width * (dim + 10)  # random features: the features of every sample are in the data term
+        samples = self.train_pool + self.val_size + self.test_size
+        check_memory(params, 4 * samples * (dim + width + 1), f"width {width} with {samples:,} samples")
 
 
 TOGGLES = (

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from phenomon.phenomena.lottery_ticket.masks import load_masks
+from phenomon.config import check_memory
 from phenomon.registry import Toggle
 
 D_IN, D_OUT = 40, 10  # MNIST-1D
@@ -77,6 +78,8 @@ class LotteryConfig:
         if not 0 <= self.rewind_step < self.steps_per_round:
             raise ValueError(f"rewind_step must be in [0, {self.steps_per_round}) (steps per round: epochs × "
                              f"train_size // batch_size), got {self.rewind_step}")
+        params = sum(a * b for a, b in self.shapes().values())
+        check_memory(params * 2, 4 * 41 * (self.train_size + self.test_size), f"hidden {self.hidden}")  # + masks
         self.rounds()
         if self.masks_from:
             load_masks(self.masks_from, self.shapes())
