@@ -241,6 +241,12 @@ def _outcome_figure(ph: str, axis, runs: list, out: Path, colors, plt) -> Path:
                         ax.annotate(f"interpolation ({lab})", (fit["x"][0], 0.98), xycoords=("data", "axes fraction"),
                                     rotation=90, fontsize=6, color=c, va="top", ha="right")
         ax.set_xscale("log")
+        if rows.height:  # the swept values themselves as ticks (log ticks at 2×10¹, 3×10¹ … collide)
+            from matplotlib.ticker import NullLocator
+
+            xs = sorted(set(rows["width"].to_list()))
+            ax.set_xticks(xs, [f"{x:g}" for x in xs])
+            ax.xaxis.set_minor_locator(NullLocator())
         ax.set_xlabel(f"{axis.label} (log)")
         ax.set_ylabel("error (test solid, train dashed)")
     else:

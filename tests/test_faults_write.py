@@ -20,7 +20,9 @@ from .conftest import REPO
 
 def test_a_file_size_limit_ends_the_run_failed_with_its_rows_readable(runs):
     """RLIMIT_FSIZE in a child: a segment write fails (EFBIG), is retried, then the run stops as failed."""
-    code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, (3000, 3000)); "
+    # flushes every 0.1 s: the first segments are small whatever the machine's speed, and a merge soon hits the limit
+    code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, (12000, 12000)); "
+            "import phenomon.store.writer as W; W.FLUSH_EVERY_S = 0.1; "
             "from phenomon.cli import main; sys.exit(main(sys.argv[1:]))")
     out = subprocess.run([sys.executable, "-c", code, "run", "grokking", "--set", "p=5", "--set", "eval_every=1",
                           "--set", "hidden=64", "--set", "d_embed=16", "--max-steps", "100000", "--signals", "none",
