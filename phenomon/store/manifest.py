@@ -81,8 +81,16 @@ def _scalar(v: Any) -> bool:
     return v is None or isinstance(v, (str, bool, int)) or (isinstance(v, float) and math.isfinite(v))
 
 
-def _jsonval(v: Any) -> bool:
-    return _scalar(v) or isinstance(v, list) and all(_scalar(x) for x in v)
+def _jsonval(v: Any, depth: int = 0) -> bool:
+    """A plain JSON value: scalars, lists and objects of them (nested hyperparameters of other people's modules),
+    at most 32 levels deep."""
+    if depth > 32:
+        return False
+    if isinstance(v, list):
+        return all(_jsonval(x, depth + 1) for x in v)
+    if isinstance(v, dict):
+        return all(isinstance(k, str) and _jsonval(x, depth + 1) for k, x in v.items())
+    return _scalar(v)
 
 
 def _str(v: Any) -> bool:
@@ -110,7 +118,7 @@ FIELDS: dict[str, tuple[Any, str]] = {
     "schema": (_opt(lambda v: _int(v, 0, 1000)), "a small integer"),
     "phenomenon": (safe_name, "a name (letters, digits, _.-)"),
     "config": (lambda v: isinstance(v, dict) and all(isinstance(k, str) and _jsonval(x) for k, x in v.items()),
-               "an object of numbers, text, booleans and lists"),
+               "an object of plain JSON values (numbers, text, booleans, lists, objects)"),
     "config_hash": (_opt(_str), "text"),
     "diff": (_opt(lambda v: isinstance(v, dict)), "an object"),
     "toggles": (_opt(_strlist), "a list of names"),
