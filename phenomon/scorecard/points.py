@@ -6,6 +6,8 @@ round axis, one sweep (group × toggles × seed) on a config axis. Everything is
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import polars as pl
@@ -57,7 +59,10 @@ def series(runs: list[store.RunInfo], problems: list[str] | None = None) -> pl.D
     out = []
     for ph, rs in by_ph.items():
         u = unit_of(ph)
-        reduced = [d for d in (_reduce_run(r, u, problems) for r in rs) if d is not None]
+        # runs read and reduced in threads: polars releases the GIL while it reads and groups, and one run's
+        # Parquet file is read by one thread
+        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+            reduced = [d for d in pool.map(lambda r: _reduce_run(r, u, problems), rs) if d is not None]
         if not reduced:
             continue
         meta = pl.DataFrame({
