@@ -40,7 +40,9 @@ async def open_scorecard(pilot) -> ScorecardScreen:
     await pilot.press("S")
     screen = pilot.app.screen
     assert isinstance(screen, ScorecardScreen)
-    await until(pilot, lambda: screen.card is not None and not screen.computing)
+    # settled: a card computed for the runs the latest snapshot holds (the first poll may still be listing them)
+    await until(pilot, lambda: screen.card is not None and not screen.computing
+                and screen._scored == screen._scored_now())
     return screen
 
 
