@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -118,6 +119,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("phenomon: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `phenomon ls | head`: the reader has gone, which is not an error of ours
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at interpreter exit
+        except OSError:
+            pass
+        return 0
 
 
 def cmd_phenomena(args, argv) -> int:
