@@ -127,8 +127,16 @@ def test_score_runs_as_a_module(module, runs):
         "the main rows and the nulls only: the planted cause, proxy and noise are not main signals"
 
 
-def test_output_into_a_closed_pipe_is_not_a_traceback(tmp_path):
-    """`phenomon signals | head -1`: the reader goes away; no BrokenPipeError traceback, exit 0."""
-    proc = subprocess.run(f"{sys.executable} -m phenomon signals | head -1", shell=True, capture_output=True,
-                          text=True, timeout=120, cwd=REPO)
-    assert proc.stdout.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
+def test_output_into_a_closed_pipe_is_not_a_traceback(monkeypatch):
+    """`phenomon signals | head -1`: the reader goes away and the next write raises BrokenPipeError: exit 0 quietly."""
+    import io
+
+    class ClosedPipe(io.StringIO):
+        def write(self, s):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def fileno(self):
+            raise io.UnsupportedOperation("no descriptor")
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert main(["signals"]) == 0
