@@ -140,6 +140,7 @@ async def test_toggle_key_starts_exactly_one_paired_run(runs):
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: app.screen.query_one(DataTable).row_count == 1)
         await pilot.press("w", "w", "w", "w")  # faster than any run can start
+        await until(pilot, lambda: not any(w.group == "launch" for w in app.workers))
         assert len(fake.calls) == 1
         argv = fake.calls[0]
         assert argv[1:5] == ["-m", "phenomon", "run", "grokking"]
@@ -147,6 +148,7 @@ async def test_toggle_key_starts_exactly_one_paired_run(runs):
         assert "max_steps=400" in argv and argv[argv.index("--runs") + 1] == str(runs)
         assert "--seed" not in argv  # seed 0 is the default: same seed
         await pilot.press("n")  # another seed of the focused config
+        await until(pilot, lambda: not any(w.group == "launch" for w in app.workers))
         assert len(fake.calls) == 2 and fake.calls[1][fake.calls[1].index("--seed") + 1] == "1"
 
 

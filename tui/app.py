@@ -212,19 +212,28 @@ class PhenomonApp(App[str | None]):
             return
         runs = self.snapshot.runs if self.snapshot else ()
         try:
-            kind, ref = self.launches.request(self.focus_ph, cfg, runs)
+            kind, ref = self.launches.request(self.focus_ph, cfg, runs, start=lambda h: self._launch(h, what))
         except (UsageError, OSError) as e:
             self.notify(f"could not start {what}: {e}", severity="error")
             return
         if kind == "started":
             self._joining.add(ref)
-            self.notify(f"started {what}")
+            self.notify(f"starting {what}")
             if self.follow_group is None and not self.compare_ids:
                 self.follow_group = self.focus_ph.group_of(cfg)
         else:
             self.focus_cfg = cfg
             self.notify(f"{what}: {'already starting' if kind == 'pending' else f'run {ref} exists'} — focused")
         self._bind_screens()
+
+    @work(thread=True, group="launch", exit_on_error=False)
+    def _launch(self, h: str, what: str) -> None:
+        """Fork and exec off the UI thread: the key that asked is acknowledged before the process exists."""
+        try:
+            self.launches.start(h)
+        except OSError as e:
+            self.call_from_thread(self.notify, f"could not start {what}: {e}", severity="error")
+        self.call_from_thread(self._bind_screens)
 
     def action_toggle(self, key: str) -> None:
         t = next((t for t in (self.focus_ph.toggles if self.focus_ph else ()) if t.key == key), None)
@@ -283,6 +292,11 @@ class PhenomonApp(App[str | None]):
         return out
 
     async def action_quit(self) -> None:
+        for w in [w for w in self.workers if w.group == "launch"]:
+            try:
+                await w.wait()  # a start still forking is counted among the runs started here
+            except Exception:  # noqa: BLE001 - it said why in a notification
+                pass
         alive = self.launches.still_running()
         if not alive:
             self.exit(None)

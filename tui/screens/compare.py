@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid
@@ -20,6 +20,7 @@ from phenomon.tui.widgets.chart import LineChart
 from phenomon.tui.widgets.toggles import ToggleBar
 
 PANELS = ("train/acc", "test/acc", "train/loss", "test/loss")
+COMPACT_BELOW = 40  # rows: under this the screen shows the two test panels, taller, and no signal panel
 SMOOTHING = (0.0, 0.5, 0.8, 0.9, 0.95, 0.99)
 
 
@@ -50,14 +51,17 @@ class CompareScreen(Screen):
         yield Static(id="compare-status")
         with Grid(id="charts"):
             for name in PANELS:
-                yield LineChart(name, id=f"chart-{name.replace('/', '-')}", classes="panel")
+                yield LineChart(name, id=f"chart-{name.replace('/', '-')}",
+                                classes="panel" + (" train" if name.startswith("train/") else ""))
         yield LineChart("signal", id="chart-signal", classes="panel")
         yield ToggleBar(id="toggles")
         yield Footer()
 
     def on_mount(self) -> None:
-        self._key = None
+        self._keys: dict[str, tuple] = {}  # chart id -> the inputs its series were computed from
         self._cache: dict = {}
+        self._busy = False  # a series worker is running; a change meanwhile is picked up when it ends
+        self._again = False
         self._update()
 
     def watch_snapshot(self) -> None:
@@ -65,10 +69,18 @@ class CompareScreen(Screen):
 
     watch_run_ids = watch_smoothing = watch_log_x = watch_signal_index = watch_snapshot
 
+    def on_screen_resume(self) -> None:
+        self._update()  # changes that came while hidden
+
     def on_resize(self) -> None:
         self.app.check_size()
-        self._key = None
+        self.set_class(self.size.height < COMPACT_BELOW, "-compact")
+        self._keys.clear()
         self._update()
+
+    @property
+    def compact(self) -> bool:
+        return self.has_class("-compact")
 
     # series -----------------------------------------------------------------------------------------
     def _runs(self) -> tuple[dict, dict, Axis]:
@@ -92,47 +104,69 @@ class CompareScreen(Screen):
         return sorted(n for n in names if n not in PANELS and n != "step")
 
     def _update(self) -> None:
-        if not self.is_mounted or self.snapshot is None:
+        """Hidden, nothing is computed (resume catches up); shown, only the panels whose inputs moved are."""
+        if not self.is_mounted or self.snapshot is None or not self.is_current:
             return
         fr, manifests, x_axis = self._runs()
-        snap = self.snapshot
-        width = max(20, self.size.width)
-        key = (tuple((rid, snap.rows.get(rid), (snap.run(rid) or None) and snap.run(rid).state) for rid in manifests),
-               self.smoothing, self.log_x, self.signal_index, width, x_axis)
-        if key != self._key:
-            self._key = key
-            self._recompute(fr, manifests, x_axis, width)
         self._status(manifests, x_axis)
-
-    def _recompute(self, fr, manifests, x_axis, width) -> None:
-        alpha = SMOOTHING[self.smoothing]
-        old, cache = self._cache, {}
-        self._cache = cache
-        cache.update(old)  # entries of runs that moved on are keyed by old row counts and simply never hit
-        if len(cache) > 512:
-            cache.clear()
+        if self._busy:
+            self._again = True
+            return
+        snap = self.snapshot
         signals = self.signal_names(fr)
         sig = signals[self.signal_index % len(signals)] if signals else None
-        charts = {name: self.query_one(f"#chart-{name.replace('/', '-')}", LineChart) for name in PANELS}
-        if sig is not None:
-            charts[sig] = self.query_one("#chart-signal", LineChart)
-        self.query_one("#chart-signal").display = sig is not None
-        for name, chart in charts.items():
-            if isinstance(x_axis, Step):
-                series = frames.step_series(fr, manifests, name, alpha=alpha, buckets=width, log_x=self.log_x,
-                                            rows=dict(self.snapshot.rows), cache=cache)
-            else:
-                series = frames.sweep_series(fr, manifests, name, x_axis)
+        self.query_one("#chart-signal").display = sig is not None and not self.compact
+        width = max(20, self.size.width)
+        runs = tuple((rid, snap.rows.get(rid), (snap.run(rid) or None) and snap.run(rid).state) for rid in manifests)
+        wanted = {f"chart-{name.replace('/', '-')}": name for name in PANELS
+                  if not (self.compact and name.startswith("train/"))}  # hidden panels compute nothing
+        if sig is not None and not self.compact:
+            wanted["chart-signal"] = sig
+        jobs = {}
+        for cid, name in wanted.items():
+            key = (name, runs, self.smoothing, self.log_x, width, x_axis)
+            if self._keys.get(cid) != key:
+                jobs[cid] = (name, key)
+        if jobs:
+            self._busy = True
+            self._compute(jobs, fr, manifests, x_axis, SMOOTHING[self.smoothing], width, self.log_x, dict(snap.rows))
+
+    @work(thread=True, group="series", exit_on_error=False)
+    def _compute(self, jobs, fr, manifests, x_axis, alpha, width, log_x, rows) -> None:
+        """Polars off the UI thread: a key is acknowledged (status line) at once, the panels follow."""
+        out = {}
+        try:
+            if len(self._cache) > 512:
+                self._cache.clear()
+            for cid, (name, key) in jobs.items():
+                if isinstance(x_axis, Step):
+                    series = frames.step_series(fr, manifests, name, alpha=alpha, buckets=width, log_x=log_x,
+                                                rows=rows, cache=self._cache)
+                else:
+                    series = frames.sweep_series(fr, manifests, name, x_axis)
+                out[cid] = (name, key, tuple(series), bool(manifests))
+        finally:
+            self.app.call_from_thread(self._apply, out, x_axis, log_x)
+
+    def _apply(self, out: dict, x_axis: Axis, log_x: bool) -> None:
+        self._busy = False
+        for cid, (name, key, series, any_runs) in out.items():
+            chart = self.query_one(f"#{cid}", LineChart)
             with chart.prevent(LineChart.CursorMoved):
                 chart.title = name if isinstance(x_axis, Step) else f"{name} vs {x_axis.label}"
-                chart.log_x = self.log_x
-                chart.series = tuple(series)
-                chart.empty_text = "no runs selected" if not manifests else f"no {name} rows yet"
-        ranges = [r for c in charts.values() if (r := c.data_x_range()) is not None]
+                chart.log_x = log_x
+                chart.series = series
+                chart.empty_text = f"no {name} rows yet" if any_runs else "no runs selected"
+            self._keys[cid] = key
+        charts = [c for c in self.query(LineChart) if c.display]
+        ranges = [r for c in charts if (r := c.data_x_range()) is not None]
         shared = (min(r[0] for r in ranges), max(r[1] for r in ranges)) if ranges else None
         for chart in self.query(LineChart):
             chart.x_range = shared
         self._place_cursor()
+        if self._again:
+            self._again = False
+            self._update()
 
     def _status(self, manifests, x_axis) -> None:
         groups = sorted({m.get("group", "?") for m in manifests.values()})
