@@ -236,9 +236,13 @@ async def test_screens_layout_at_fixed_size(prepared):
         await until(pilot, lambda: app.screen.query_one(DataTable).row_count == 6)
         await pilot.pause(0.1)
         table = app.screen.query_one(DataTable)
+        settings = ["init_scale", "max_steps", "train_fraction", "weight_decay"]  # the fields that differ
         assert [str(c.label) for c in table.columns.values()] == [
-            " ", "run", "phenomenon", "toggles", "seed", "status", "progress", "metrics", "verdict / error"]
+            " ", "run", "phenomenon", "toggles", *settings, "seed", "status", "progress", "metrics", "verdict / error"]
         rows = {r[1]: r for r in ([str(c) for c in table.get_row_at(i)] for i in range(table.row_count))}
+        assert rows[ids["wd"]][4:8] == ["1", "400", "0.5", "0"], "weight decay off shows as 0"
+        assert rows[ids["failed"]][5] == "30"
+        rows = {k: v[:4] + v[8:] for k, v in rows.items()}
         assert list(rows) == [r.id for r in app.snapshot.runs], "in the store's order"
         full, done = "██████████ 100%", "grokked: test ≥95% at step 210"
         expected = {
@@ -258,7 +262,7 @@ async def test_screens_layout_at_fixed_size(prepared):
         assert rows[ids["dead"]][:8] == [" ", ids["dead"], "grokking", "train_fraction", "0", "dead", full,
                                          "train/acc 1.000  test/acc 0.076"]
         assert "is gone" in rows[ids["dead"]][8]
-        assert _stacked(app.screen) == ["runs-status", "runs-table", "toggles", "Footer"]
+        assert _stacked(app.screen) == ["runs-status", "runs-table", "runs-detail", "toggles", "Footer"]
         bar = app.screen.query_one("#toggles")
         head, *toggles = str(bar.render()).splitlines()
         # the cursor's run is in focus: the first row, the baseline

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 from textual import on, work
 from textual.app import ComposeResult
@@ -20,6 +22,7 @@ from phenomon.tui.widgets.chart import LineChart
 from phenomon.tui.widgets.toggles import ToggleBar
 
 PANELS = ("train/acc", "test/acc", "train/loss", "test/loss")
+LIVE_EVERY_S = 1.0  # rows streaming in redraw the panels at most this often; a key redraws them at once
 COMPACT_BELOW = 40  # rows: under this the screen shows the two test panels, taller, and no signal panel
 SMOOTHING = (0.0, 0.5, 0.8, 0.9, 0.95, 0.99)
 
@@ -62,6 +65,9 @@ class CompareScreen(Screen):
         self._cache: dict = {}
         self._busy = False  # a series worker is running; a change meanwhile is picked up when it ends
         self._again = False
+        self._view: tuple = ()  # what the user chose when panels were last computed (runs, smoothing, ...)
+        self._computed_at = 0.0
+        self._deferred = None  # a timer for rows that came within LIVE_EVERY_S of the last computation
         self._update()
 
     def watch_snapshot(self) -> None:
@@ -127,29 +133,41 @@ class CompareScreen(Screen):
             key = (name, runs, self.smoothing, self.log_x, width, x_axis)
             if self._keys.get(cid) != key:
                 jobs[cid] = (name, key)
-        if jobs:
-            self._busy = True
-            self._compute(jobs, fr, manifests, x_axis, SMOOTHING[self.smoothing], width, self.log_x, dict(snap.rows))
+        if not jobs:
+            return
+        view = (tuple(manifests), tuple(wanted.items()), self.smoothing, self.log_x, width, x_axis)
+        wait = self._computed_at + LIVE_EVERY_S - time.monotonic()
+        if view == self._view and wait > 0:  # only new rows: coalesce them
+            if self._deferred is None:
+                self._deferred = self.set_timer(wait, self._run_deferred)
+            return
+        self._view, self._computed_at, self._busy = view, time.monotonic(), True
+        self._compute(jobs, fr, manifests, x_axis, SMOOTHING[self.smoothing], width, self.log_x, dict(snap.rows))
+
+    def _run_deferred(self) -> None:
+        self._deferred = None
+        self._update()
 
     @work(thread=True, group="series", exit_on_error=False)
     def _compute(self, jobs, fr, manifests, x_axis, alpha, width, log_x, rows) -> None:
         """Polars off the UI thread: a key is acknowledged (status line) at once, the panels follow."""
-        out = {}
         try:
             if len(self._cache) > 512:
                 self._cache.clear()
-            for cid, (name, key) in jobs.items():
+            for cid, (name, key) in jobs.items():  # each panel shown as soon as it is ready
                 if isinstance(x_axis, Step):
                     series = frames.step_series(fr, manifests, name, alpha=alpha, buckets=width, log_x=log_x,
                                                 rows=rows, cache=self._cache)
                 else:
                     series = frames.sweep_series(fr, manifests, name, x_axis)
-                out[cid] = (name, key, tuple(series), bool(manifests))
+                self.app.call_from_thread(self._apply, {cid: (name, key, tuple(series), bool(manifests))}, x_axis,
+                                          log_x, False)
         finally:
-            self.app.call_from_thread(self._apply, out, x_axis, log_x)
+            self.app.call_from_thread(self._apply, {}, x_axis, log_x, True)
 
-    def _apply(self, out: dict, x_axis: Axis, log_x: bool) -> None:
-        self._busy = False
+    def _apply(self, out: dict, x_axis: Axis, log_x: bool, done: bool) -> None:
+        if done:
+            self._busy = False
         for cid, (name, key, series, any_runs) in out.items():
             chart = self.query_one(f"#{cid}", LineChart)
             with chart.prevent(LineChart.CursorMoved):
@@ -164,7 +182,7 @@ class CompareScreen(Screen):
         for chart in self.query(LineChart):
             chart.x_range = shared
         self._place_cursor()
-        if self._again:
+        if done and self._again:
             self._again = False
             self._update()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -20,7 +22,13 @@ from phenomon.tui.widgets.toggles import ToggleBar
 STATES = ("all", "running", "finished", "failed", "dead", "killed")
 STATE_STYLE = {"running": "bold cyan", "finished": "green", "failed": "bold red", "dead": "bold magenta",
                "killed": "yellow"}
-COLUMNS = ("sel", "run", "phenomenon", "toggles", "seed", "status", "progress", "metrics", "verdict / error")
+HEAD = ("sel", "run", "phenomenon", "toggles")  # then the swept field and the settings that differ, then TAIL
+TAIL = ("seed", "status", "progress", "metrics", "verdict / error")
+COLUMNS = HEAD + TAIL
+CAP = {"toggles": 28, "metrics": 36}  # widest these get; the verdict takes what is left of the terminal
+SETTING_CAP = 12
+MIN_VERDICT = 16
+NARROW = 120  # columns: under this the metrics column shows one headline and one phenomenon is not a column
 
 
 def progress_bar(m: dict, width: int = 10) -> Text:
@@ -48,6 +56,50 @@ def outcome(info: RunInfo) -> Text:
     if info.state == "dead":
         return Text(info.dead_reason(), style="magenta")
     return Text(m.get("verdict") or "", style="dim" if info.state == "running" else "")
+
+
+def setting_columns(runs: list[RunInfo]) -> list[str]:
+    """Config fields shown as columns: each listed phenomenon's swept field, then every field whose value differs
+    between the listed runs (seed aside: it has its own column)."""
+    configs = [r.manifest.get("config") or {} for r in runs]
+    swept = []
+    for ph in dict.fromkeys(r.phenomenon for r in runs):
+        try:
+            f = registry.get(ph).sweep_field()
+        except UsageError:
+            f = None
+        if f and f not in swept:
+            swept.append(f)
+    keys = sorted({k for c in configs for k in c} - {"seed", *swept})
+    differ = [k for k in keys if len({json.dumps(c.get(k), sort_keys=True, default=str) for c in configs}) > 1]
+    return swept + differ
+
+
+def setting_text(v) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, (list, tuple)):
+        return ",".join(map(str, v))
+    return str(v)
+
+
+def widths(columns: list[str], rows: list[tuple], total: int) -> list[int]:
+    """Each column as wide as its widest cell or label (some capped, more so under NARROW columns); the verdict gets
+    the rest of the terminal, at least MIN_VERDICT (beyond that the table scrolls and the detail line has it all)."""
+    caps = {**CAP, "metrics": 16} if total < NARROW else CAP
+    out = []
+    for i, c in enumerate(columns):
+        label = "" if c == "sel" else c
+        w = max([len(label), *(len(v.plain if isinstance(v, Text) else str(v)) for v in (r[i] for r in rows))])
+        if c == "status":
+            w = max(w, max(len(s) for s in STATES))  # a run finishing never cuts its status
+        cap = caps.get(c, SETTING_CAP if c.startswith("set:") else None)
+        out.append(min(w, cap) if cap else w)
+    used = sum(out[:-1]) + 2 * len(columns) + 2  # cell padding on both sides, and the scrollbar
+    out[-1] = max(MIN_VERDICT, min(out[-1], total - used))
+    return out
 
 
 class RunsScreen(Screen):
@@ -95,13 +147,12 @@ class RunsScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Static(id="runs-status")
         yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        yield Static(id="runs-detail")
         yield ToggleBar(id="toggles")
         yield Footer()
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        for c in COLUMNS:
-            table.add_column(c if c != "sel" else " ", key=c)
+        self._layout: tuple = ()  # (columns, widths) the table was built with
         self._fill()
 
     def watch_snapshot(self) -> None:
@@ -109,6 +160,7 @@ class RunsScreen(Screen):
 
     def on_resize(self) -> None:
         self.app.check_size()
+        self._fill()
 
     def watch_selected(self) -> None:
         self._fill()
@@ -125,9 +177,11 @@ class RunsScreen(Screen):
         return [r for r in runs if self.state_filter in ("all", r.state)
                 and self.phenomenon_filter in ("all", r.phenomenon)]
 
-    def _row(self, r: RunInfo) -> tuple:
+    def _row(self, r: RunInfo, settings: list[str]) -> tuple:
         m = r.manifest
+        cfg = m.get("config") or {}
         return ("●" if r.id in self.selected else " ", r.id, r.phenomenon, store.label_of(m),
+                *(setting_text(cfg.get(k)) for k in settings),
                 str(m.get("seed", "")), Text(r.state, style=STATE_STYLE.get(r.state, "")), progress_bar(m),
                 headline(r), outcome(r))
 
@@ -139,17 +193,34 @@ class RunsScreen(Screen):
             return
         table = self.query_one(DataTable)
         runs = self.visible()
-        keep = {r.id for r in runs}
-        for key in [k for k in table.rows if k.value not in keep]:
-            table.remove_row(key)
-        for r in runs:
-            cells = self._row(r)
-            if r.id in table.rows:
-                for col, val in zip(COLUMNS, cells):
-                    if str(table.get_cell(r.id, col)) != str(val):
-                        table.update_cell(r.id, col, val)
-            else:
-                table.add_row(*cells, key=r.id)
+        settings = setting_columns(runs)
+        columns = [*HEAD, *(f"set:{k}" for k in settings), *TAIL]
+        rows = {r.id: self._row(r, settings) for r in runs}
+        if self.size.width < NARROW and len({r.phenomenon for r in runs}) <= 1:
+            columns.remove("phenomenon")
+            rows = {k: v[:2] + v[3:] for k, v in rows.items()}
+        layout = (tuple(columns), tuple(widths(columns, list(rows.values()), self.size.width)))
+        if layout != self._layout:  # a new column or a wider cell: rebuild (cheap for hundreds of rows)
+            self._layout = layout
+            at = self._cursor_id()
+            table.clear(columns=True)
+            for c, w in zip(*layout):
+                table.add_column(" " if c == "sel" else c.removeprefix("set:"), key=c, width=w)
+            for rid, cells in rows.items():
+                table.add_row(*cells, key=rid)
+            if at in rows:
+                table.move_cursor(row=table.get_row_index(at), animate=False)
+        else:
+            for key in [k for k in table.rows if k.value not in rows]:
+                table.remove_row(key)
+            for rid, cells in rows.items():
+                if rid in table.rows:
+                    for col, val in zip(columns, cells):
+                        if str(table.get_cell(rid, col)) != str(val):
+                            table.update_cell(rid, col, val)
+                else:
+                    table.add_row(*cells, key=rid)
+        self._detail_line()
         snap = self.snapshot
         total = len(snap.runs) if snap else 0
         line = f"runs in {snap.root if snap else '?'} — showing {len(runs)} of {total}"
@@ -171,8 +242,28 @@ class RunsScreen(Screen):
             return None
         return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
 
+    def _detail_line(self) -> None:
+        """The highlighted run's verdict or error in full (wrapped), with the settings that set it apart."""
+        rid = self._cursor_id()
+        info = self.snapshot.run(rid) if self.snapshot and rid else None
+        text = Text()
+        if info is not None:
+            text.append(f"{info.id} ", style="bold")
+            text.append(info.state, style=STATE_STYLE.get(info.state, ""))
+            diff = info.manifest.get("diff") or {}
+            if diff:
+                text.append("  " + " ".join(f"{k}={setting_text(v)}" for k, v in diff.items()), style="dim")
+            out = outcome(info)
+            if out.plain:
+                text.append("  ")
+                text.append_text(out)
+        if text.plain != getattr(self, "_detail_text", None):  # an update re-lays out the screen
+            self._detail_text = text.plain
+            self.query_one("#runs-detail", Static).update(text)
+
     @on(DataTable.RowHighlighted)
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._detail_line()
         if event.row_key is not None and event.row_key.value:
             self.post_message(self.Focused(event.row_key.value))
 
