@@ -121,7 +121,7 @@ async def test_selecting_runs_updates_compare_series(prepared):
         chart = app.screen.query_one("#chart-test-acc", LineChart)
         await until(pilot, lambda: len(chart.series) == 2)
         labels = [s.label for s in chart.series]
-        assert labels == ["baseline (2 seeds)", "weight_decay"]
+        assert labels == ["weight decay 1 (2 seeds)", "weight decay 0"]
         base = chart.series[0]
         assert base.lo is not None and (base.hi >= base.lo).all()  # two seeds: a spread band
         assert chart.series[1].lo is None and chart.series[1].y.max() < 0.05
@@ -283,7 +283,7 @@ async def test_screens_layout_at_fixed_size(prepared):
         assert grid["train/acc"].x == grid["train/loss"].x < grid["test/acc"].x == grid["test/loss"].x, "two columns"
         assert len({(r.width, r.height) for r in grid.values()}) <= 2 and min(r.height for r in grid.values()) >= 6
         for w in app.screen.query(LineChart):
-            assert [s.label for s in w.series] == ["baseline (2 seeds)", "weight_decay"], w.title
+            assert [s.label for s in w.series] == ["weight decay 1 (2 seeds)", "weight decay 0"], w.title
         assert app.screen.query_one("#chart-signal", LineChart).title == "weight_norm"
         svg = app.export_screenshot()
         assert any(0x2801 <= ord(ch) <= 0x28FF for ch in svg), "braille curves drawn"

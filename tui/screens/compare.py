@@ -142,22 +142,24 @@ class CompareScreen(Screen):
                 self._deferred = self.set_timer(wait, self._run_deferred)
             return
         self._view, self._computed_at, self._busy = view, time.monotonic(), True
-        self._compute(jobs, fr, manifests, x_axis, SMOOTHING[self.smoothing], width, self.log_x, dict(snap.rows))
+        states = {r.id: r.state for r in snap.runs if r.id in manifests}
+        self._compute(jobs, fr, manifests, x_axis, SMOOTHING[self.smoothing], width, self.log_x, dict(snap.rows),
+                      states)
 
     def _run_deferred(self) -> None:
         self._deferred = None
         self._update()
 
     @work(thread=True, group="series", exit_on_error=False)
-    def _compute(self, jobs, fr, manifests, x_axis, alpha, width, log_x, rows) -> None:
+    def _compute(self, jobs, fr, manifests, x_axis, alpha, width, log_x, rows, states) -> None:
         """Polars off the UI thread: a key is acknowledged (status line) at once, the panels follow."""
         try:
-            if len(self._cache) > 512:
+            if len(self._cache) > 2048:  # keys of old row counts and smoothings pile up; pools are rebuilt
                 self._cache.clear()
             for cid, (name, key) in jobs.items():  # each panel shown as soon as it is ready
                 if isinstance(x_axis, Step):
                     series = frames.step_series(fr, manifests, name, alpha=alpha, buckets=width, log_x=log_x,
-                                                rows=rows, cache=self._cache)
+                                                rows=rows, cache=self._cache, states=states)
                 else:
                     series = frames.sweep_series(fr, manifests, name, x_axis)
                 self.app.call_from_thread(self._apply, {cid: (name, key, tuple(series), bool(manifests))}, x_axis,

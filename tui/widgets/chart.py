@@ -122,22 +122,39 @@ class LineChart(Widget):
             ci = np.clip(np.rint(px).astype(int), 0, PW - 1) - cols[0]
             inside = (ci >= 0) & (ci < cols.size)
             lo, hi = yc.copy(), yc.copy()
-            np.minimum.at(lo, ci[inside], py[inside])  # spikes inside one column survive
-            np.maximum.at(hi, ci[inside], py[inside])
+            cin, pin = ci[inside], py[inside]
+            if cin.size and (np.diff(cin) >= 0).all():  # x ascending: one reduce per column, O(points)
+                starts = np.concatenate([[0], np.flatnonzero(np.diff(cin)) + 1])
+                u = cin[starts]
+                lo[u] = np.minimum(lo[u], np.minimum.reduceat(pin, starts))  # spikes inside one column survive
+                hi[u] = np.maximum(hi[u], np.maximum.reduceat(pin, starts))
+            else:
+                np.minimum.at(lo, cin, pin)
+                np.maximum.at(hi, cin, pin)
             prev = np.concatenate([[yc[0]], yc[:-1]])  # connect to the previous column
             lo, hi = np.minimum(lo, prev), np.maximum(hi, prev)
             rows = np.arange(PH)[:, None]
             dots[:, cols] = (rows >= np.floor(lo)[None, :]) & (rows <= np.ceil(hi)[None, :] - (hi > lo))
         if s.lo is not None and s.hi is not None:
-            c = np.arange(W)
-            cx = (c * 2 + 0.5)
-            inr = (cx >= px.min()) & (cx <= px.max())
-            blo = np.interp(cx, px, (H - 1) * (1 - (s.lo[ok] - y0) / (y1 - y0)))
-            bhi = np.interp(cx, px, (H - 1) * (1 - (s.hi[ok] - y0) / (y1 - y0)))
-            r = np.arange(H)[:, None]
-            band = (r >= np.floor(np.minimum(blo, bhi))[None, :]) & (r <= np.ceil(np.maximum(blo, bhi))[None, :])
-            band &= inr[None, :]
+            band = self._band(s, ok, px, lim, W, H)
         return dots, band
+
+    def _band(self, s: Series, ok: np.ndarray, px: np.ndarray, lim, W: int, H: int) -> np.ndarray:
+        """(H, W) cells inside the seeds' min–max band: only where ≥ 2 seeds have data (lo/hi finite there), and
+        only where the band is at least half a cell tall (a thinner spread is within the line's own width)."""
+        x0, x1, y0, y1 = lim
+        two = np.isfinite(s.lo[ok]) & np.isfinite(s.hi[ok])
+        if not two.any():
+            return np.zeros((H, W), dtype=bool)
+        cx = np.arange(W) * 2 + 0.5
+        pb = px[two]
+        cell = lambda v: (H - 1) * (1 - (v[ok][two] - y0) / (y1 - y0))  # noqa: E731
+        blo, bhi = np.interp(cx, pb, cell(s.lo)), np.interp(cx, pb, cell(s.hi))
+        top, bot = np.minimum(blo, bhi), np.maximum(blo, bhi)
+        have = np.interp(cx, px, two.astype(float)) >= 0.5  # the nearest points there are pooled from ≥ 2 seeds
+        cols = (cx >= pb.min()) & (cx <= pb.max()) & have & (bot - top >= 0.5)
+        r = np.arange(H)[:, None]
+        return (r >= np.round(top)[None, :]) & (r <= np.round(bot)[None, :]) & cols[None, :]
 
     def _build(self) -> list[Strip]:
         w, h = self.size.width, self.size.height
