@@ -284,7 +284,7 @@ async def test_screens_layout_at_fixed_size(prepared):
         assert len({(r.width, r.height) for r in grid.values()}) <= 2 and min(r.height for r in grid.values()) >= 6
         for w in app.screen.query(LineChart):
             assert [s.label for s in w.series] == ["weight decay 1 (2 seeds)", "weight decay 0"], w.title
-        assert app.screen.query_one("#chart-signal", LineChart).title == "weight_norm"
+        assert app.screen.query_one("#chart-signal", LineChart).title == "weight_norm  (1/1, g/G)"
         svg = app.export_screenshot()
         assert any(0x2801 <= ord(ch) <= 0x28FF for ch in svg), "braille curves drawn"
 

@@ -152,3 +152,35 @@ def test_rechunked_frames_are_the_same_rows():
     parts = [pl.DataFrame({"step": [i], "value": [float(i)], "round": [None]}) for i in range(40)]
     f = pl.concat(parts, rechunk=False)
     assert f.n_chunks() == 40 and f.rechunk().n_chunks() == 1 and f.rechunk().equals(f)
+
+
+def test_metric_picker_puts_the_outcome_first_and_bookkeeping_last():
+    names = {"epochs": 0, "params": 0, "time/signals_ms": 0, "final/test_error": 0, "test/error": 0, "weight_norm": 0,
+             "test/acc": 0, "a/first": 0}
+    got = CompareScreen().signal_names({"r": names}, {"r": {"phenomenon": "double_descent"}})
+    assert got == ["final/test_error", "a/first", "test/error", "weight_norm", "epochs", "params", "time/signals_ms"]
+
+
+async def test_help_names_keys_as_typed_and_screenshot_goes_to_the_runs_dir(runs):
+    from phenomon.tui.screens.help import HelpScreen, key_name
+
+    make_run(runs)
+    app = app_for(runs, launch_fn=FakeLauncher())
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.screen.query_one(DataTable).row_count == 1)
+        await pilot.press("c")
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        keys = [key_name(b) for _, bs in app.screen.sections for b in bs]
+        assert "[" in keys and "]" in keys and not any("square" in k for k in keys)
+        assert keys.count("r") == 1, "r is listed once"
+        await pilot.press("escape")
+        await pilot.press("y")  # log y: a redraw of every panel, no recomputation
+        assert all(c.log_y for c in app.screen.query(LineChart))
+        await pilot.press("ctrl+s")
+        await pilot.pause(0.2)
+        shots = list((runs / ".screenshots").glob("*.svg"))
+        assert len(shots) == 1
+        assert any(str(shots[0]) in str(n.message) for n in app._notifications)
+        await pilot.press("S", "r")  # r goes to the runs from the scorecard as from everywhere
+        await until(pilot, lambda: app.screen is app.get_screen("runs"))

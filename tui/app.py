@@ -41,7 +41,7 @@ class PhenomonApp(App[str | None]):
         Binding("k", "stop_focused", "Stop focused"),
         Binding("v", "show_compare", "Compare view"),
         Binding("S", "show_scorecard", "Scorecard"),
-        Binding("r", "show_runs", "Runs view", show=False),
+        Binding("ctrl+s", "screenshot", "Screenshot", show=False),
     ]
 
     # var, not reactive: a reactive repaints the whole screen on every snapshot; children repaint what changed
@@ -281,6 +281,19 @@ class PhenomonApp(App[str | None]):
         if self.screen is not self.get_screen(name):
             self.switch_screen(name)
             self.call_after_refresh(self._bind_screens)
+
+    def deliver_screenshot(self, filename: str | None = None, path: str | None = None,
+                           time_format: str | None = None) -> str | None:
+        """ctrl+s and the palette's Screenshot: an SVG under the runs directory (not ~/Downloads), path on screen."""
+        target = Path(path) if path else self.root / ".screenshots"  # a dot: the store does not list it as a run
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+            saved = self.save_screenshot(filename, str(target), time_format)
+        except OSError as e:
+            self.notify(f"could not save a screenshot in {target}: {e}", severity="error", timeout=10)
+            return None
+        self.notify(f"screenshot saved: {saved}", timeout=10)
+        return saved
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen([("this screen", list(self.screen.BINDINGS)), ("everywhere", self._help_app())]))

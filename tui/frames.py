@@ -76,7 +76,7 @@ def pooled(runs: dict[str, pl.DataFrame], live: set[str], alpha: float, pool: Po
         tail = parts[0].select("step", v.alias("mean"), v.alias("lo"), v.alias("hi"), pl.lit(1, pl.UInt32).alias("n"))
     else:
         tail = store.mean_band(pl.concat(parts), "step").collect()
-    full = pl.concat([pool.head, tail.cast(BAND_SCHEMA)])
+    full = pl.concat([pool.head, tail.cast(BAND_SCHEMA)], rechunk=True)
     lasts = [f["step"][-1] if f.height else -math.inf for rid, f in runs.items() if rid in live]
     done = max(pool.done, min(lasts)) if lasts else math.inf
     ema = dict(pool.ema)
@@ -85,7 +85,7 @@ def pooled(runs: dict[str, pl.DataFrame], live: set[str], alpha: float, pool: Po
             upto = t.filter(pl.col("step") <= done) if done < math.inf else t
             if upto.height:
                 ema[rid] = upto["value"][-1]
-    head = full if done == math.inf else full.filter(pl.col("step") <= done)
+    head = (full if done == math.inf else full.filter(pl.col("step") <= done)).rechunk()
     return full, Pool(done, head, ema, {rid: f.height for rid, f in runs.items()})
 
 
@@ -149,7 +149,9 @@ def step_series(frames: store.queries.RunFrames, manifests: dict[str, dict], met
             series = _series(label, band, "step", n)
             out.append(series)
         if cache is not None and key is not None:
-            cache[key] = series
+            last = ("last", tuple(rids), metric, alpha)
+            cache.pop(cache.get(last), None)  # the same configuration at fewer rows: never asked for again
+            cache[key], cache[last] = series, key
     return out
 
 

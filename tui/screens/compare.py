@@ -22,6 +22,7 @@ from phenomon.tui.widgets.chart import LineChart
 from phenomon.tui.widgets.toggles import ToggleBar
 
 PANELS = ("train/acc", "test/acc", "train/loss", "test/loss")
+BOOKKEEPING = ("epochs", "epoch", "params", "lr")  # logged, but rarely what a lower panel should show first
 LIVE_EVERY_S = 1.0  # rows streaming in redraw the panels at most this often; a key redraws them at once
 COMPACT_BELOW = 40  # rows: under this the screen shows the two test panels, taller, and no signal panel
 SMOOTHING = (0.0, 0.5, 0.8, 0.9, 0.95, 0.99)
@@ -39,7 +40,9 @@ class CompareScreen(Screen):
         Binding("left_square_bracket", "smooth(-1)", "Less smoothing"),
         Binding("right_square_bracket", "smooth(1)", "More smoothing"),
         Binding("l", "toggle_log", "Log x"),
-        Binding("g", "next_signal", "Next signal"),
+        Binding("y", "toggle_log_y", "Log y"),
+        Binding("g", "next_signal(1)", "Next metric"),
+        Binding("G", "next_signal(-1)", "Previous metric", show=False),
     ]
 
     # vars: a screen-level reactive would repaint every panel on each snapshot; each chart repaints itself
@@ -47,6 +50,7 @@ class CompareScreen(Screen):
     run_ids: var[tuple[str, ...]] = var(())
     smoothing = var(0)
     log_x = var(True)
+    log_y = var(False)
     signal_index = var(0)
     cursor_pos: var[float | None] = var(None)  # 0..1 across the shared x axis
 
@@ -74,6 +78,12 @@ class CompareScreen(Screen):
         self._update()
 
     watch_run_ids = watch_smoothing = watch_log_x = watch_signal_index = watch_snapshot
+
+    def watch_log_y(self, log_y: bool) -> None:
+        for chart in self.query(LineChart):  # a redraw, not a recomputation
+            chart.log_y = log_y
+        if self.is_mounted and self.snapshot is not None:
+            self._status(*self._runs()[1:])
 
     def on_screen_resume(self) -> None:
         self._update()  # changes that came while hidden
@@ -103,11 +113,22 @@ class CompareScreen(Screen):
                 pass
         return {r.id: snap.frames[r.id] for r in runs if r.id in snap.frames}, manifests, x_axis
 
-    def signal_names(self, fr) -> list[str]:
+    def signal_names(self, fr, manifests=None) -> list[str]:
+        """The metric picker's list: the phenomenon's outcome first (when not a main panel), then signals, then
+        bookkeeping (epochs, params, timings) last."""
         names = set()
         for f in fr.values():
             names |= set(f)
-        return sorted(n for n in names if n not in PANELS and n != "step")
+        outcome = None
+        for m in (manifests or {}).values():
+            try:
+                outcome = registry.get(m.get("phenomenon", "")).outcome
+            except UsageError:
+                pass
+            break
+        rest = sorted(n for n in names if n not in PANELS and n != "step" and n != outcome)
+        late = [n for n in rest if n in BOOKKEEPING or n.startswith("time/")]
+        return [n for n in (outcome,) if n in names and n not in PANELS] + [n for n in rest if n not in late] + late
 
     def _update(self) -> None:
         """Hidden, nothing is computed (resume catches up); shown, only the panels whose inputs moved are."""
@@ -119,8 +140,9 @@ class CompareScreen(Screen):
             self._again = True
             return
         snap = self.snapshot
-        signals = self.signal_names(fr)
+        signals = self.signal_names(fr, manifests)
         sig = signals[self.signal_index % len(signals)] if signals else None
+        self._picked = (self.signal_index % len(signals) + 1, len(signals)) if signals else None
         self.query_one("#chart-signal").display = sig is not None and not self.compact
         width = max(20, self.size.width)
         runs = tuple((rid, snap.rows.get(rid), (snap.run(rid) or None) and snap.run(rid).state) for rid in manifests)
@@ -173,7 +195,11 @@ class CompareScreen(Screen):
         for cid, (name, key, series, any_runs) in out.items():
             chart = self.query_one(f"#{cid}", LineChart)
             with chart.prevent(LineChart.CursorMoved):
-                chart.title = name if isinstance(x_axis, Step) else f"{name} vs {x_axis.label}"
+                title = name if isinstance(x_axis, Step) else f"{name} vs {x_axis.label}"
+                if cid == "chart-signal" and getattr(self, "_picked", None):
+                    title += f"  ({self._picked[0]}/{self._picked[1]}, g/G)"
+                chart.title = title
+                chart.log_y = self.log_y
                 chart.log_x = log_x
                 chart.series = series
                 chart.empty_text = f"no {name} rows yet" if any_runs else "no runs selected"
@@ -192,7 +218,8 @@ class CompareScreen(Screen):
         groups = sorted({m.get("group", "?") for m in manifests.values()})
         alpha = SMOOTHING[self.smoothing]
         text = (f"comparing {len(manifests)} run(s) · group {', '.join(groups) or '-'} · x: {x_axis.label}"
-                f"{' (log)' if self.log_x else ''} · smoothing EMA {alpha:g} ([ ]) · ←/→ cursor, click a chart")
+                f"{' (log)' if self.log_x else ''}{' · y log (y)' if self.log_y else ''} · smoothing EMA {alpha:g} "
+                f"([ ]) · ←/→ cursor, click a chart")
         status = self.query_one("#compare-status", Static)
         if status.content != text:  # an update re-lays out the whole screen: not on every snapshot
             status.update(text)
@@ -236,5 +263,8 @@ class CompareScreen(Screen):
     def action_toggle_log(self) -> None:
         self.log_x = not self.log_x
 
-    def action_next_signal(self) -> None:
-        self.signal_index += 1
+    def action_next_signal(self, step: int = 1) -> None:
+        self.signal_index += step
+
+    def action_toggle_log_y(self) -> None:
+        self.log_y = not self.log_y
