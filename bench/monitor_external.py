@@ -82,6 +82,18 @@ class Term:
         fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime (fields 14, 15 of stat)
 
+    def threads_s(self) -> dict[str, float]:
+        """CPU seconds per thread kind (its name without digits: MainThread's `python`, `polars-`, workers...)."""
+        out: dict[str, float] = {}
+        for task in Path(f"/proc/{self.pid}/task").iterdir():
+            try:
+                name = (task / "comm").read_text().strip().rstrip("0123456789-_") or "?"
+                f = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            out[name] = out.get(name, 0.0) + (int(f[11]) + int(f[12])) / TICK
+        return out
+
     def rss_mib(self) -> float:
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
@@ -183,9 +195,10 @@ def main() -> int:
             term.keys("r" if screen == "runs" else "c")
             time.sleep(2.0)  # settle: the switch and its first redraw are not idle time
             idle = max(2.0, a.window - 2.0 - 0.5 * a.keys - (0.6 * a.probes if screen == "runs" else 0))
-            c0, w0 = term.cpu_s(), time.monotonic()
+            c0, w0, th0 = term.cpu_s(), time.monotonic(), term.threads_s()
             time.sleep(idle)
             cpu = 100 * (term.cpu_s() - c0) / (time.monotonic() - w0)
+            th = {k: 100 * (v - th0.get(k, 0.0)) / (time.monotonic() - w0) for k, v in term.threads_s().items()}
             acks, charts = [], []
             # runs: `t` cycles the status filter through its 6 states, so 6 presses end on "all" (the probe listed)
             keys = ["t"] * 6 if screen == "runs" else ["]", "["] * (a.keys // 2)
@@ -201,7 +214,7 @@ def main() -> int:
                     flushes.append(flush_latency(term, probe, probes))
                     probes += 1
                     time.sleep(0.3)
-            row = dict(uptime=time.monotonic() - started, screen=screen, cpu=cpu, acks=acks, charts=charts,
+            row = dict(uptime=time.monotonic() - started, screen=screen, cpu=cpu, threads=th, acks=acks, charts=charts,
                        flushes=flushes, rss=term.rss_mib(), load=os.getloadavg()[0])
             rows.append(row)
             print(f"{row['uptime']:6.0f}s {screen:<8} {cpu:10.1f} {med_max(acks):>19} "
@@ -225,7 +238,9 @@ def main() -> int:
         if not rs:
             continue
         cpu = [r["cpu"] for r in rs]
-        print(f"  {screen:<8} idle CPU {statistics.median(cpu):.1f}/{max(cpu):.1f} % of a core; "
+        kinds = sorted({k for r in rs for k in r["threads"]}, key=lambda k: -sum(r["threads"].get(k, 0) for r in rs))
+        split = ", ".join(f"{k} {statistics.median([r['threads'].get(k, 0.0) for r in rs]):.1f}" for k in kinds[:4])
+        print(f"  {screen:<8} idle CPU {statistics.median(cpu):.1f}/{max(cpu):.1f} % of a core (by thread: {split}); "
               f"key ack {med_max([x for r in rs for x in r['acks']])} ms"
               + (f"; key → chart {med_max([x for r in rs for x in r['charts']])} ms" if screen == "compare" else "")
               + (f"; flush → visible {med_max([x for r in rs for x in r['flushes']], fmt='{:.2f}')} s"

@@ -163,31 +163,36 @@ class CompareScreen(Screen):
             if self._deferred is None:
                 self._deferred = self.set_timer(wait, self._run_deferred)
             return
+        progressive = view != self._view  # a key: each panel as soon as it is ready; streamed rows: one redraw
         self._view, self._computed_at, self._busy = view, time.monotonic(), True
         states = {r.id: r.state for r in snap.runs if r.id in manifests}
-        self._compute(jobs, fr, manifests, x_axis, SMOOTHING[self.smoothing], width, self.log_x, dict(snap.rows),
-                      states)
+        self._compute(progressive, jobs, fr, manifests, x_axis, SMOOTHING[self.smoothing], width, self.log_x,
+                      dict(snap.rows), states)
 
     def _run_deferred(self) -> None:
         self._deferred = None
         self._update()
 
     @work(thread=True, group="series", exit_on_error=False)
-    def _compute(self, jobs, fr, manifests, x_axis, alpha, width, log_x, rows, states) -> None:
-        """Polars off the UI thread: a key is acknowledged (status line) at once, the panels follow."""
+    def _compute(self, progressive, jobs, fr, manifests, x_axis, alpha, width, log_x, rows, states) -> None:
+        """Polars off the UI thread: a key is acknowledged (status line) at once, the panels follow. Each panel
+        applied alone redraws every chart (the shared x range moves), so streamed rows are applied all at once."""
+        out = {}
         try:
             if len(self._cache) > 2048:  # keys of old row counts and smoothings pile up; pools are rebuilt
                 self._cache.clear()
-            for cid, (name, key) in jobs.items():  # each panel shown as soon as it is ready
+            for cid, (name, key) in jobs.items():
                 if isinstance(x_axis, Step):
                     series = frames.step_series(fr, manifests, name, alpha=alpha, buckets=width, log_x=log_x,
                                                 rows=rows, cache=self._cache, states=states)
                 else:
                     series = frames.sweep_series(fr, manifests, name, x_axis)
-                self.app.call_from_thread(self._apply, {cid: (name, key, tuple(series), bool(manifests))}, x_axis,
-                                          log_x, False)
+                out[cid] = (name, key, tuple(series), bool(manifests))
+                if progressive:
+                    self.app.call_from_thread(self._apply, out, x_axis, log_x, False)
+                    out = {}
         finally:
-            self.app.call_from_thread(self._apply, {}, x_axis, log_x, True)
+            self.app.call_from_thread(self._apply, out, x_axis, log_x, True)
 
     def _apply(self, out: dict, x_axis: Axis, log_x: bool, done: bool) -> None:
         if done:
