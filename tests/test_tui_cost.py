@@ -184,3 +184,17 @@ async def test_help_names_keys_as_typed_and_screenshot_goes_to_the_runs_dir(runs
         assert any(str(shots[0]) in str(n.message) for n in app._notifications)
         await pilot.press("S", "r")  # r goes to the runs from the scorecard as from everywhere
         await until(pilot, lambda: app.screen is app.get_screen("runs"))
+
+
+async def test_escape_clears_the_compare_cursor(runs):
+    make_run(runs)
+    app = app_for(runs, launch_fn=FakeLauncher())
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.screen.query_one(DataTable).row_count == 1)
+        await pilot.press("c")
+        chart = app.screen.query_one("#chart-test-acc", LineChart)
+        await until(pilot, lambda: len(chart.series) == 1)
+        await pilot.press("left")
+        assert chart.cursor is not None
+        await pilot.press("escape")
+        assert chart.cursor is None and app.screen.cursor_pos is None

@@ -62,3 +62,37 @@ def test_setting_columns_are_the_swept_field_and_what_differs(runs):
     rows = [(" ", "grokking-1", "0.001", "finished", "x" * 200)]
     w = widths(cols, rows, 100)
     assert w[3] >= len("finished") and w[-1] == 100 - sum(w[:-1]) - 2 * len(cols) - 2
+
+
+async def test_a_killed_run_gets_no_verdict(runs):
+    make_run(runs, status="killed", steps=100)
+    app = app_for(runs, launch_fn=FakeLauncher())
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.screen.query_one(DataTable)
+        await until(pilot, lambda: table.row_count == 1)
+        rid = table.get_row_at(0)[1]
+        assert str(table.get_cell(rid, "verdict / error")) == "killed at step 100 of 100: no verdict"
+
+
+def test_reconcile_reaps_children_that_exited(runs):
+    import subprocess
+    import sys
+    import time
+
+    from phenomon.tui.launches import Launches
+
+    procs = []
+
+    def launch(spec, log_dir):
+        procs.append(subprocess.Popen([sys.executable, "-c", "pass"]))
+        return procs[-1]
+
+    from phenomon import registry
+    ph = registry.get("grokking")
+    ls = Launches(runs, launch)
+    ls.request(ph, ph.defaults(), ())
+    end = time.monotonic() + 20
+    while procs[0].returncode is None and time.monotonic() < end:
+        ls.reconcile(())
+        time.sleep(0.05)
+    assert procs[0].returncode == 0, "reaped: no zombie left behind"

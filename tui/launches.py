@@ -119,6 +119,9 @@ class Launches:
     def reconcile(self, runs: tuple[RunInfo, ...]) -> list[str]:
         """Forget starts that reached the store; return a line for each that died before it did."""
         hashes = {r.manifest.get("config_hash") for r in runs}
+        for p in self.started:  # reap children that exited: a finished run is no zombie while the monitor is open
+            if hasattr(p, "poll"):
+                p.poll()
         out = []
         for h, p in list(self.pending.items()):
             code = p.proc.poll() if hasattr(p.proc, "poll") else None

@@ -37,6 +37,7 @@ class CompareScreen(Screen):
         Binding("right", "cursor(1)", "Cursor →", show=False),
         Binding("shift+left", "cursor(-10)", "Cursor ←←", show=False),
         Binding("shift+right", "cursor(10)", "Cursor →→", show=False),
+        Binding("escape", "clear_cursor", "Clear cursor", show=False),
         Binding("left_square_bracket", "smooth(-1)", "Less smoothing"),
         Binding("right_square_bracket", "smooth(1)", "More smoothing"),
         Binding("l", "toggle_log", "Log x"),
@@ -261,6 +262,9 @@ class CompareScreen(Screen):
         if self.log_x:
             a, b, x = (float(np.log10(max(v, 1.0))) for v in (a, b, x))
         self.cursor_pos = (x - a) / (b - a) if b > a else 0.0
+
+    def action_clear_cursor(self) -> None:
+        self.cursor_pos = None
 
     def action_smooth(self, delta: int) -> None:
         self.smoothing = min(len(SMOOTHING) - 1, max(0, self.smoothing + delta))

@@ -55,6 +55,10 @@ def outcome(info: RunInfo) -> Text:
         return Text(m.get("error") or "failed (no error recorded)", style="red")
     if info.state == "dead":
         return Text(info.dead_reason(), style="magenta")
+    if info.state == "killed":  # a verdict on a run stopped part way would read as the phenomenon's outcome
+        pr = m.get("progress") or {}
+        where = f"at step {pr.get('step')}" + (f" of {pr['max_steps']}" if pr.get("max_steps") else "")
+        return Text(f"killed {where}: no verdict", style="yellow")
     return Text(m.get("verdict") or "", style="dim" if info.state == "running" else "")
 
 
