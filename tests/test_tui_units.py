@@ -107,3 +107,17 @@ def test_legends_name_the_settings_that_differ(runs):
     assert [s.label for s in frames.step_series(dict(snap.frames), one, "test/acc")] == ["baseline"]
     killed = {i: {**m, "status": "killed"} if i == ids[4] else m for i, m in manifests.items()}
     assert any(s.label.endswith("[killed]") for s in frames.step_series(dict(snap.frames), killed, "test/acc"))
+
+
+async def test_legend_wraps_instead_of_hiding_configurations():
+    from phenomon.tui.widgets.chart import LineChart
+
+    x = np.arange(1, 11, dtype=float)
+    chart = LineChart("test/acc")
+    chart.series = tuple(frames.Series(f"lr 0.00{i}, weight decay {i % 2} (4 seeds)", x, x, color=i) for i in range(5))
+    lines = chart._legend_lines(80, 3)
+    text = ["".join(s.text for s in line) for line in lines]
+    assert len(lines) == 3 and all(len(t) <= 80 for t in text[:-1])
+    shown = sum(t.count("━") for t in text)
+    assert shown + int(text[-1].rsplit("+", 1)[-1].split()[0] if "more" in text[-1] else 0) == 5
+    assert len(chart._legend_lines(400, 3)) == 1

@@ -95,12 +95,12 @@ def widths(columns: list[str], rows: list[tuple], total: int) -> list[int]:
     caps = {**CAP, "metrics": 16} if total < NARROW else CAP
     out = []
     for i, c in enumerate(columns):
-        label = "" if c == "sel" else c
-        w = max([len(label), *(len(v.plain if isinstance(v, Text) else str(v)) for v in (r[i] for r in rows))])
+        label = "" if c == "sel" else c.removeprefix("set:")
+        w = max([0, *(len(v.plain if isinstance(v, Text) else str(v)) for v in (r[i] for r in rows))])
         if c == "status":
             w = max(w, max(len(s) for s in STATES))  # a run finishing never cuts its status
         cap = caps.get(c, SETTING_CAP if c.startswith("set:") else None)
-        out.append(min(w, cap) if cap else w)
+        out.append(max(len(label), min(w, cap) if cap else w))  # a label is never cut
     used = sum(out[:-1]) + 2 * len(columns) + 2  # cell padding on both sides, and the scrollbar
     out[-1] = max(MIN_VERDICT, min(out[-1], total - used))
     return out

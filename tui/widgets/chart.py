@@ -171,8 +171,9 @@ class LineChart(Widget):
         dim = Style(color="grey50")
         lines: list[list[Segment]] = [[] for _ in range(h)]
         lim = self._limits()
-        W, H = w - LEFT, h - 3
-        lines[0] = self._legend(w)
+        legend = self._legend_lines(w, max(1, min(3, h - 9)))  # several lines only where the plot keeps ≥ 6 rows
+        W, H = w - LEFT, h - 2 - len(legend)
+        lines[: len(legend)] = legend
         if lim is None or W < 4 or H < 2:
             msg = self.empty_text if lim is None else "(too small)"
             lines[min(h - 1, h // 2)] = [Segment(msg.center(w)[:w], dim)]
@@ -229,8 +230,8 @@ class LineChart(Widget):
                 run_text.append(ch)
             if run_text:
                 segs.append(Segment("".join(run_text), run_style))
-            lines[1 + r] = segs
-        lines[1 + H], lines[2 + H] = self._x_axis(x0, x1, W, dim)
+            lines[len(legend) + r] = segs
+        lines[len(legend) + H], lines[len(legend) + H + 1] = self._x_axis(x0, x1, W, dim)
         self.drawn_at = time.monotonic()
         self.draws += 1
         return [Strip(seg).adjust_cell_length(w) for seg in lines]
@@ -272,6 +273,26 @@ class LineChart(Widget):
                     val = " " + fmt_num(float(np.interp(self._tx(self.cursor), self._tx(s.x[ok]), s.y[ok])))
             segs.append(Segment(f"  ━ {s.label}{val}", Style(color=PALETTE[s.color % len(PALETTE)])))
         return segs
+
+    def _legend_lines(self, w: int, most: int) -> list[list[Segment]]:
+        """The legend wrapped at entries onto at most `most` lines; what still does not fit is counted."""
+        segs = self._legend(w)
+        lines: list[list[Segment]] = [[]]
+        used = 0
+        for i, seg in enumerate(segs):
+            n = len(seg.text)
+            if used + n > w and lines[-1]:
+                if len(lines) == most:
+                    more = f"  +{sum(1 for x in segs[i:] if '━' in x.text)} more"
+                    lines[-1].append(Segment(more, Style(color="grey50")))
+                    break
+                lines.append([])
+                used = 0
+                seg = Segment(seg.text.lstrip(), seg.style)
+                n = len(seg.text)
+            lines[-1].append(seg)
+            used += n
+        return lines
 
     # Textual hooks ----------------------------------------------------------------------------------
     def render_line(self, y: int) -> Strip:
