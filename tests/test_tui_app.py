@@ -237,31 +237,31 @@ async def test_screens_layout_at_fixed_size(prepared):
         await pilot.pause(0.1)
         table = app.screen.query_one(DataTable)
         settings = ["init_scale", "max_steps", "train_fraction", "weight_decay"]  # the fields that differ
-        assert [str(c.label) for c in table.columns.values()] == [
-            " ", "run", "phenomenon", "toggles", *settings, "seed", "status", "progress", "metrics", "verdict / error"]
+        assert [str(c.label) for c in table.columns.values()] == [  # one phenomenon: not a column
+            " ", "run", "toggles", *settings, "seed", "status", "progress", "metrics", "verdict / error"]
         rows = {r[1]: r for r in ([str(c) for c in table.get_row_at(i)] for i in range(table.row_count))}
-        assert rows[ids["wd"]][4:8] == ["1", "400", "0.5", "0"], "weight decay off shows as 0"
-        assert rows[ids["failed"]][5] == "30"
-        rows = {k: v[:4] + v[8:] for k, v in rows.items()}
+        assert rows[ids["wd"]][3:7] == ["1", "400", "0.5", "0"], "weight decay off shows as 0"
+        assert rows[ids["failed"]][4] == "30"
+        rows = {k: v[:3] + v[7:] for k, v in rows.items()}
         assert list(rows) == [r.id for r in app.snapshot.runs], "in the store's order"
         full, done = "██████████ 100%", "grokked: test ≥95% at step 210"
         expected = {
-            "base": [" ", ids["base"], "grokking", "baseline", "0", "finished", full, "train/acc 1.000  test/acc 1.000",
+            "base": [" ", ids["base"], "baseline", "0", "finished", full, "train/acc 1.000  test/acc 1.000",
                      done],
-            "base1": [" ", ids["base1"], "grokking", "baseline", "1", "finished", full,
+            "base1": [" ", ids["base1"], "baseline", "1", "finished", full,
                       "train/acc 1.000  test/acc 1.000", done],
-            "wd": [" ", ids["wd"], "grokking", "weight_decay", "0", "finished", full, "train/acc 1.000  test/acc 0.010",
+            "wd": [" ", ids["wd"], "weight_decay", "0", "finished", full, "train/acc 1.000  test/acc 0.010",
                    done],
-            "failed": [" ", ids["failed"], "grokking", "init_scale", "0", "failed", full,
+            "failed": [" ", ids["failed"], "init_scale", "0", "failed", full,
                        "train/acc 0.500  test/acc 0.002", "RuntimeError: boom"],
-            "live": [" ", ids["live"], "grokking", "train_fraction", "3", "running", full,
+            "live": [" ", ids["live"], "train_fraction", "3", "running", full,
                      "train/acc 1.000  test/acc 0.924", ""],
         }
         for key, row in expected.items():
             assert rows[ids[key]] == row, key
-        assert rows[ids["dead"]][:8] == [" ", ids["dead"], "grokking", "train_fraction", "0", "dead", full,
+        assert rows[ids["dead"]][:7] == [" ", ids["dead"], "train_fraction", "0", "dead", full,
                                          "train/acc 1.000  test/acc 0.076"]
-        assert "is gone" in rows[ids["dead"]][8]
+        assert "is gone" in rows[ids["dead"]][7]
         assert _stacked(app.screen) == ["runs-status", "runs-table", "runs-detail", "toggles", "Footer"]
         bar = app.screen.query_one("#toggles")
         head, *toggles = str(bar.render()).splitlines()

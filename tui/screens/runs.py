@@ -28,7 +28,7 @@ COLUMNS = HEAD + TAIL
 CAP = {"toggles": 28, "metrics": 36}  # widest these get; the verdict takes what is left of the terminal
 SETTING_CAP = 12
 MIN_VERDICT = 16
-NARROW = 120  # columns: under this the metrics column shows one headline and one phenomenon is not a column
+NARROW = 120  # columns: under this the metrics column shows one headline
 
 
 def progress_bar(m: dict, width: int = 10) -> Text:
@@ -200,7 +200,7 @@ class RunsScreen(Screen):
         settings = setting_columns(runs)
         columns = [*HEAD, *(f"set:{k}" for k in settings), *TAIL]
         rows = {r.id: self._row(r, settings) for r in runs}
-        if self.size.width < NARROW and len({r.phenomenon for r in runs}) <= 1:
+        if len({r.phenomenon for r in runs}) <= 1:  # one phenomenon: the status line names it (p filters)
             columns.remove("phenomenon")
             rows = {k: v[:2] + v[3:] for k, v in rows.items()}
         layout = (tuple(columns), tuple(widths(columns, list(rows.values()), self.size.width)))
