@@ -28,6 +28,7 @@ COLUMNS = HEAD + TAIL
 CAP = {"toggles": 28, "metrics": 36}  # widest these get; the verdict takes what is left of the terminal
 SETTING_CAP = 12
 MIN_VERDICT = 16
+ROOMY = 40
 NARROW = 120  # columns: under this the metrics column shows one headline
 
 
@@ -90,19 +91,26 @@ def setting_text(v) -> str:
 
 
 def widths(columns: list[str], rows: list[tuple], total: int) -> list[int]:
-    """Each column as wide as its widest cell or label (some capped, more so under NARROW columns); the verdict gets
-    the rest of the terminal, at least MIN_VERDICT (beyond that the table scrolls and the detail line has it all)."""
-    caps = {**CAP, "metrics": 16} if total < NARROW else CAP
-    out = []
-    for i, c in enumerate(columns):
-        label = "" if c == "sel" else c.removeprefix("set:")
-        w = max([0, *(len(v.plain if isinstance(v, Text) else str(v)) for v in (r[i] for r in rows))])
-        if c == "status":
-            w = max(w, max(len(s) for s in STATES))  # a run finishing never cuts its status
-        cap = caps.get(c, SETTING_CAP if c.startswith("set:") else None)
-        out.append(max(len(label), min(w, cap) if cap else w))  # a label is never cut
-    used = sum(out[:-1]) + 2 * len(columns) + 2  # cell padding on both sides, and the scrollbar
-    out[-1] = max(MIN_VERDICT, min(out[-1], total - used))
+    """Each column as wide as its widest cell or label (some capped); the verdict gets the rest of the terminal. When
+    that leaves the verdict under ROOMY columns (or under NARROW terminals), the metrics column shows one headline;
+    the verdict keeps at least MIN_VERDICT (beyond, the table scrolls and the detail line has it all)."""
+    def fit(caps: dict) -> list[int]:
+        out = []
+        for i, c in enumerate(columns):
+            label = "" if c == "sel" else c.removeprefix("set:")
+            w = max([0, *(len(v.plain if isinstance(v, Text) else str(v)) for v in (r[i] for r in rows))])
+            if c == "status":
+                w = max(w, max(len(s) for s in STATES))  # a run finishing never cuts its status
+            cap = caps.get(c, SETTING_CAP if c.startswith("set:") else None)
+            out.append(max(len(label), min(w, cap) if cap else w))  # a label is never cut
+        return out
+
+    out = fit(CAP)
+    room = total - sum(out[:-1]) - 2 * len(columns) - 2  # cell padding on both sides, and the scrollbar
+    if total < NARROW or room < min(ROOMY, out[-1]):
+        out = fit({**CAP, "metrics": 16})
+        room = total - sum(out[:-1]) - 2 * len(columns) - 2
+    out[-1] = max(MIN_VERDICT, min(out[-1], room))
     return out
 
 
