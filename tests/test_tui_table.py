@@ -96,3 +96,41 @@ def test_reconcile_reaps_children_that_exited(runs):
         ls.reconcile(())
         time.sleep(0.05)
     assert procs[0].returncode == 0, "reaped: no zombie left behind"
+
+
+async def test_visiting_the_runs_screen_keeps_the_focused_configuration(runs):
+    make_run(runs)
+    make_run(runs, toggles=("weight_decay",), grok_at=None)
+    app = app_for(runs, launch_fn=FakeLauncher())
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.screen.query_one(DataTable)
+        await until(pilot, lambda: table.row_count == 2)
+        await pilot.press("c")
+        await pilot.pause(0.1)
+        await pilot.press("w")  # the paired run exists: it is focused
+        assert app.focus_cfg.weight_decay == 0.0
+        await pilot.press("r")
+        await pilot.pause(0.3)
+        assert app.focus_cfg.weight_decay == 0.0, "going back to the table did not move the focus"
+        await pilot.press("down")  # moving the cursor does
+        await pilot.pause(0.1)
+        table.move_cursor(row=0)
+        await pilot.pause(0.1)
+        assert app.focus_cfg.weight_decay != 0.0
+
+
+async def test_a_rebuilt_table_keeps_the_focused_configuration(runs):
+    make_run(runs)
+    live = make_run(runs, toggles=("weight_decay",), grok_at=None, status="running")
+    app = app_for(runs, launch_fn=FakeLauncher())
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.screen.query_one(DataTable)
+        await until(pilot, lambda: table.row_count == 2)
+        await pilot.pause(0.1)
+        await pilot.press("w")  # the paired run exists: focused, the cursor stays on the baseline
+        assert app.focus_cfg.weight_decay == 0.0
+        w = store.RunWriter(live, store.read_manifest(live), background=False)
+        w.close("finished", None, verdict=LONG)  # a wider verdict: the table is rebuilt, the cursor restored
+        await until(pilot, lambda: str(table.get_cell(live.name, "status")) == "finished")
+        await pilot.pause(0.2)
+        assert app.focus_cfg.weight_decay == 0.0

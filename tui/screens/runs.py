@@ -275,9 +275,13 @@ class RunsScreen(Screen):
 
     @on(DataTable.RowHighlighted)
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        """The cursor moving to a run focuses its configuration; the same row highlighted again (a rebuilt table, a
+        return to this screen) leaves alone a focus the user moved elsewhere since."""
         self._detail_line()
-        if event.row_key is not None and event.row_key.value:
-            self.post_message(self.Focused(event.row_key.value))
+        rid = event.row_key.value if event.row_key is not None else None
+        if rid and rid != getattr(self, "_focused_row", None):
+            self._focused_row = rid
+            self.post_message(self.Focused(rid))
 
     @on(DataTable.RowSelected)
     def _enter(self, event: DataTable.RowSelected) -> None:
