@@ -121,7 +121,7 @@ async def test_selecting_runs_updates_compare_series(prepared):
         chart = app.screen.query_one("#chart-test-acc", LineChart)
         await until(pilot, lambda: len(chart.series) == 2)
         labels = [s.label for s in chart.series]
-        assert labels == ["baseline (2 seeds)", "weight_decay"]
+        assert labels == ["weight decay 1 (2 seeds)", "weight decay 0"]
         base = chart.series[0]
         assert base.lo is not None and (base.hi >= base.lo).all()  # two seeds: a spread band
         assert chart.series[1].lo is None and chart.series[1].y.max() < 0.05
@@ -140,6 +140,7 @@ async def test_toggle_key_starts_exactly_one_paired_run(runs):
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: app.screen.query_one(DataTable).row_count == 1)
         await pilot.press("w", "w", "w", "w")  # faster than any run can start
+        await until(pilot, lambda: not any(w.group == "launch" for w in app.workers))
         assert len(fake.calls) == 1
         argv = fake.calls[0]
         assert argv[1:5] == ["-m", "phenomon", "run", "grokking"]
@@ -147,6 +148,7 @@ async def test_toggle_key_starts_exactly_one_paired_run(runs):
         assert "max_steps=400" in argv and argv[argv.index("--runs") + 1] == str(runs)
         assert "--seed" not in argv  # seed 0 is the default: same seed
         await pilot.press("n")  # another seed of the focused config
+        await until(pilot, lambda: not any(w.group == "launch" for w in app.workers))
         assert len(fake.calls) == 2 and fake.calls[1][fake.calls[1].index("--seed") + 1] == "1"
 
 
@@ -265,29 +267,33 @@ async def test_screens_layout_at_fixed_size(prepared):
         await until(pilot, lambda: app.screen.query_one(DataTable).row_count == 6)
         await pilot.pause(0.1)
         table = app.screen.query_one(DataTable)
-        assert [str(c.label) for c in table.columns.values()] == [
-            " ", "run", "phenomenon", "toggles", "seed", "status", "progress", "metrics", "verdict / error"]
+        settings = ["init_scale", "max_steps", "train_fraction", "weight_decay"]  # the fields that differ
+        assert [str(c.label) for c in table.columns.values()] == [  # one phenomenon: not a column
+            " ", "run", "toggles", *settings, "seed", "status", "progress", "metrics", "verdict / error"]
         rows = {r[1]: r for r in ([str(c) for c in table.get_row_at(i)] for i in range(table.row_count))}
+        assert rows[ids["wd"]][3:7] == ["1", "400", "0.5", "0"], "weight decay off shows as 0"
+        assert rows[ids["failed"]][4] == "30"
+        rows = {k: v[:3] + v[7:] for k, v in rows.items()}
         assert list(rows) == [r.id for r in app.snapshot.runs], "in the store's order"
         full, done = "██████████ 100%", "grokked: test ≥95% at step 210"
         expected = {
-            "base": [" ", ids["base"], "grokking", "baseline", "0", "finished", full, "train/acc 1.000  test/acc 1.000",
+            "base": [" ", ids["base"], "baseline", "0", "finished", full, "train/acc 1.000  test/acc 1.000",
                      done],
-            "base1": [" ", ids["base1"], "grokking", "baseline", "1", "finished", full,
+            "base1": [" ", ids["base1"], "baseline", "1", "finished", full,
                       "train/acc 1.000  test/acc 1.000", done],
-            "wd": [" ", ids["wd"], "grokking", "weight_decay", "0", "finished", full, "train/acc 1.000  test/acc 0.010",
+            "wd": [" ", ids["wd"], "weight_decay", "0", "finished", full, "train/acc 1.000  test/acc 0.010",
                    done],
-            "failed": [" ", ids["failed"], "grokking", "init_scale", "0", "failed", full,
+            "failed": [" ", ids["failed"], "init_scale", "0", "failed", full,
                        "train/acc 0.500  test/acc 0.002", "RuntimeError: boom"],
-            "live": [" ", ids["live"], "grokking", "train_fraction", "3", "running", full,
+            "live": [" ", ids["live"], "train_fraction", "3", "running", full,
                      "train/acc 1.000  test/acc 0.924", ""],
         }
         for key, row in expected.items():
             assert rows[ids[key]] == row, key
-        assert rows[ids["dead"]][:8] == [" ", ids["dead"], "grokking", "train_fraction", "0", "dead", full,
+        assert rows[ids["dead"]][:7] == [" ", ids["dead"], "train_fraction", "0", "dead", full,
                                          "train/acc 1.000  test/acc 0.076"]
-        assert "is gone" in rows[ids["dead"]][8]
-        assert _stacked(app.screen) == ["runs-status", "runs-table", "toggles", "Footer"]
+        assert "is gone" in rows[ids["dead"]][7]
+        assert _stacked(app.screen) == ["runs-status", "runs-table", "runs-detail", "toggles", "Footer"]
         bar = app.screen.query_one("#toggles")
         head, *toggles = str(bar.render()).splitlines()
         # the cursor's run is in focus: the first row, the baseline
@@ -308,8 +314,8 @@ async def test_screens_layout_at_fixed_size(prepared):
         assert grid["train/acc"].x == grid["train/loss"].x < grid["test/acc"].x == grid["test/loss"].x, "two columns"
         assert len({(r.width, r.height) for r in grid.values()}) <= 2 and min(r.height for r in grid.values()) >= 6
         for w in app.screen.query(LineChart):
-            assert [s.label for s in w.series] == ["baseline (2 seeds)", "weight_decay"], w.title
-        assert app.screen.query_one("#chart-signal", LineChart).title == "weight_norm"
+            assert [s.label for s in w.series] == ["weight decay 1 (2 seeds)", "weight decay 0"], w.title
+        assert app.screen.query_one("#chart-signal", LineChart).title == "weight_norm  (1/1, g/G)"
         svg = app.export_screenshot()
         assert any(0x2801 <= ord(ch) <= 0x28FF for ch in svg), "braille curves drawn"
 

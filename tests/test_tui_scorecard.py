@@ -110,7 +110,7 @@ async def test_recomputes_when_runs_finish_not_on_every_poll(scored):
         await until(pilot, lambda: screen.card is not first and not screen.computing)
         assert screen.card.table["units"].max() == 5, "the finished run is scored"
         second = screen.card
-        await pilot.press("r")  # on demand
+        await pilot.press("ctrl+r")  # on demand
         await until(pilot, lambda: screen.card is not second and not screen.computing)
 
 
@@ -129,7 +129,7 @@ async def test_empty_store_and_errors(runs, monkeypatch):
             raise RuntimeError("disk on fire")
 
         monkeypatch.setattr(scorecard, "scorecard", boom)
-        await pilot.press("r")
+        await pilot.press("ctrl+r")
         await until(pilot, lambda: not screen.computing)
         assert "RuntimeError: disk on fire" in str(screen.query_one("#score-status", Static).render())
         assert screen.has_class("-error")

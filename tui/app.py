@@ -42,7 +42,7 @@ class PhenomonApp(App[str | None]):
         Binding("k", "stop_focused", "Stop focused"),
         Binding("v", "show_compare", "Compare view"),
         Binding("S", "show_scorecard", "Scorecard"),
-        Binding("r", "show_runs", "Runs view", show=False),
+        Binding("ctrl+s", "screenshot", "Screenshot", show=False),
     ]
 
     # var, not reactive: a reactive repaints the whole screen on every snapshot; children repaint what changed
@@ -216,19 +216,28 @@ class PhenomonApp(App[str | None]):
             return
         runs = self.snapshot.runs if self.snapshot else ()
         try:
-            kind, ref = self.launches.request(self.focus_ph, cfg, runs)
+            kind, ref = self.launches.request(self.focus_ph, cfg, runs, start=lambda h: self._launch(h, what))
         except (UsageError, OSError) as e:
             self.notify(escape(f"could not start {what}: {e}"), severity="error")
             return
         if kind == "started":
             self._joining.add(ref)
-            self.notify(f"started {what}")
+            self.notify(f"starting {what}")
             if self.follow_group is None and not self.compare_ids:
                 self.follow_group = self.focus_ph.group_of(cfg)
         else:
             self.focus_cfg = cfg
             self.notify(escape(f"{what}: {'already starting' if kind == 'pending' else f'run {ref} exists'} — focused"))
         self._bind_screens()
+
+    @work(thread=True, group="launch", exit_on_error=False)
+    def _launch(self, h: str, what: str) -> None:
+        """Fork and exec off the UI thread: the key that asked is acknowledged before the process exists."""
+        try:
+            self.launches.start(h)
+        except OSError as e:
+            self.call_from_thread(self.notify, f"could not start {what}: {e}", severity="error")
+        self.call_from_thread(self._bind_screens)
 
     def action_toggle(self, key: str) -> None:
         t = next((t for t in (self.focus_ph.toggles if self.focus_ph else ()) if t.key == key), None)
@@ -277,6 +286,19 @@ class PhenomonApp(App[str | None]):
             self.switch_screen(name)
             self.call_after_refresh(self._bind_screens)
 
+    def deliver_screenshot(self, filename: str | None = None, path: str | None = None,
+                           time_format: str | None = None) -> str | None:
+        """ctrl+s and the palette's Screenshot: an SVG under the runs directory (not ~/Downloads), path on screen."""
+        target = Path(path) if path else self.root / ".screenshots"  # a dot: the store does not list it as a run
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+            saved = self.save_screenshot(filename, str(target), time_format)
+        except OSError as e:
+            self.notify(f"could not save a screenshot in {target}: {e}", severity="error", timeout=10)
+            return None
+        self.notify(f"screenshot saved: {saved}", timeout=10)
+        return saved
+
     def action_help(self) -> None:
         self.push_screen(HelpScreen([("this screen", list(self.screen.BINDINGS)), ("everywhere", self._help_app())]))
 
@@ -287,6 +309,11 @@ class PhenomonApp(App[str | None]):
         return out
 
     async def action_quit(self) -> None:
+        for w in [w for w in self.workers if w.group == "launch"]:
+            try:
+                await w.wait()  # a start still forking is counted among the runs started here
+            except Exception:  # noqa: BLE001 - it said why in a notification
+                pass
         alive = self.launches.still_running()
         if not alive:
             self.exit(None)

@@ -68,7 +68,7 @@ def spec_for(ph: Phenomenon, cfg, root: Path) -> RunSpec:
 @dataclass
 class Pending:
     spec: RunSpec
-    proc: Any  # subprocess.Popen
+    proc: Any  # subprocess.Popen; None until the worker has started it
     since: float
 
 
@@ -85,22 +85,40 @@ class Launches:
         live = [r for r in runs if r.manifest.get("config_hash") == h and r.state not in RETRYABLE]
         return live[-1] if live else None
 
-    def request(self, ph: Phenomenon, cfg, runs: tuple[RunInfo, ...]) -> tuple[str, str]:
-        """('focus', run id) when the config has a run, ('pending', hash) while one is starting, else ('started', hash)."""
+    def request(self, ph: Phenomenon, cfg, runs: tuple[RunInfo, ...], *,
+                start: Callable[[str], None] | None = None) -> tuple[str, str]:
+        """('focus', run id) when the config has a run, ('pending', hash) while one is starting, else ('started', hash).
+
+        The start is recorded as pending before its process exists, so a key pressed again meanwhile starts nothing;
+        `start(hash)` then starts it (the app passes one that forks in a worker thread), by default `self.start`.
+        """
         h = chash(cfg)
         if (r := self.existing(runs, h)) is not None:
             return "focus", r.id
         if h in self.pending:
             return "pending", h
-        spec = spec_for(ph, cfg, self.root)
-        proc = self.launch_fn(spec, self.root / ".logs")
-        self.pending[h] = Pending(spec, proc, time.monotonic())
-        self.started.append(proc)
+        self.pending[h] = Pending(spec_for(ph, cfg, self.root), None, time.monotonic())
+        (start or self.start)(h)
         return "started", h
+
+    def start(self, h: str) -> None:
+        """Start the pending configuration `h` (a fork and exec: the app calls this off its UI thread)."""
+        p = self.pending.get(h)
+        if p is None or p.proc is not None:
+            return
+        try:
+            p.proc = self.launch_fn(p.spec, self.root / ".logs")
+        except BaseException:
+            self.pending.pop(h, None)
+            raise
+        self.started.append(p.proc)
 
     def reconcile(self, runs: tuple[RunInfo, ...]) -> list[str]:
         """Forget starts that reached the store; return a line for each that died before it did."""
         hashes = {r.manifest.get("config_hash") for r in runs}
+        for p in self.started:  # reap children that exited: a finished run is no zombie while the monitor is open
+            if hasattr(p, "poll"):
+                p.poll()
         out = []
         for h, p in list(self.pending.items()):
             code = p.proc.poll() if hasattr(p.proc, "poll") else None

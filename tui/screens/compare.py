@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 from rich.markup import escape
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid
@@ -21,6 +23,9 @@ from phenomon.tui.widgets.chart import LineChart
 from phenomon.tui.widgets.toggles import ToggleBar
 
 PANELS = ("train/acc", "test/acc", "train/loss", "test/loss")
+BOOKKEEPING = ("epochs", "epoch", "params", "lr")  # logged, but rarely what a lower panel should show first
+LIVE_EVERY_S = 1.0  # rows streaming in redraw the panels at most this often; a key redraws them at once
+COMPACT_BELOW = 40  # rows: under this the screen shows the two test panels, taller, and no signal panel
 SMOOTHING = (0.0, 0.5, 0.8, 0.9, 0.95, 0.99)
 
 
@@ -33,10 +38,13 @@ class CompareScreen(Screen):
         Binding("right", "cursor(1)", "Cursor →", show=False),
         Binding("shift+left", "cursor(-10)", "Cursor ←←", show=False),
         Binding("shift+right", "cursor(10)", "Cursor →→", show=False),
+        Binding("escape", "clear_cursor", "Clear cursor", show=False),
         Binding("left_square_bracket", "smooth(-1)", "Less smoothing"),
         Binding("right_square_bracket", "smooth(1)", "More smoothing"),
         Binding("l", "toggle_log", "Log x"),
-        Binding("g", "next_signal", "Next signal"),
+        Binding("y", "toggle_log_y", "Log y"),
+        Binding("g", "next_signal(1)", "Next metric"),
+        Binding("G", "next_signal(-1)", "Previous metric", show=False),
     ]
 
     # vars: a screen-level reactive would repaint every panel on each snapshot; each chart repaints itself
@@ -44,6 +52,7 @@ class CompareScreen(Screen):
     run_ids: var[tuple[str, ...]] = var(())
     smoothing = var(0)
     log_x = var(True)
+    log_y = var(False)
     signal_index = var(0)
     cursor_pos: var[float | None] = var(None)  # 0..1 across the shared x axis
 
@@ -51,14 +60,20 @@ class CompareScreen(Screen):
         yield Static(id="compare-status")
         with Grid(id="charts"):
             for name in PANELS:
-                yield LineChart(name, id=f"chart-{name.replace('/', '-')}", classes="panel")
+                yield LineChart(name, id=f"chart-{name.replace('/', '-')}",
+                                classes="panel" + (" train" if name.startswith("train/") else ""))
         yield LineChart("signal", id="chart-signal", classes="panel")
         yield ToggleBar(id="toggles")
         yield Footer()
 
     def on_mount(self) -> None:
-        self._key = None
+        self._keys: dict[str, tuple] = {}  # chart id -> the inputs its series were computed from
         self._cache: dict = {}
+        self._busy = False  # a series worker is running; a change meanwhile is picked up when it ends
+        self._again = False
+        self._view: tuple = ()  # what the user chose when panels were last computed (runs, smoothing, ...)
+        self._computed_at = 0.0
+        self._deferred = None  # a timer for rows that came within LIVE_EVERY_S of the last computation
         self._update()
 
     def watch_snapshot(self) -> None:
@@ -66,10 +81,24 @@ class CompareScreen(Screen):
 
     watch_run_ids = watch_smoothing = watch_log_x = watch_signal_index = watch_snapshot
 
+    def watch_log_y(self, log_y: bool) -> None:
+        for chart in self.query(LineChart):  # a redraw, not a recomputation
+            chart.log_y = log_y
+        if self.is_mounted and self.snapshot is not None:
+            self._status(*self._runs()[1:])
+
+    def on_screen_resume(self) -> None:
+        self._update()  # changes that came while hidden
+
     def on_resize(self) -> None:
         self.app.check_size()
-        self._key = None
+        self.set_class(self.size.height < COMPACT_BELOW, "-compact")
+        self._keys.clear()
         self._update()
+
+    @property
+    def compact(self) -> bool:
+        return self.has_class("-compact")
 
     # series -----------------------------------------------------------------------------------------
     def _runs(self) -> tuple[dict, dict, Axis]:
@@ -86,60 +115,118 @@ class CompareScreen(Screen):
                 pass
         return {r.id: snap.frames[r.id] for r in runs if r.id in snap.frames}, manifests, x_axis
 
-    def signal_names(self, fr) -> list[str]:
+    def signal_names(self, fr, manifests=None) -> list[str]:
+        """The metric picker's list: the phenomenon's outcome first (when not a main panel), then signals, then
+        bookkeeping (epochs, params, timings) last."""
         names = set()
         for f in fr.values():
             names |= set(f)
-        return sorted(n for n in names if n not in PANELS and n != "step")
+        outcome = None
+        for m in (manifests or {}).values():
+            try:
+                outcome = registry.get(m.get("phenomenon", "")).outcome
+            except UsageError:
+                pass
+            break
+        rest = sorted(n for n in names if n not in PANELS and n != "step" and n != outcome)
+        late = [n for n in rest if n in BOOKKEEPING or n.startswith("time/")]
+        return [n for n in (outcome,) if n in names and n not in PANELS] + [n for n in rest if n not in late] + late
 
     def _update(self) -> None:
-        if not self.is_mounted or self.snapshot is None:
+        """Hidden, nothing is computed (resume catches up); shown, only the panels whose inputs moved are."""
+        if not self.is_mounted or self.snapshot is None or not self.is_current:
             return
         fr, manifests, x_axis = self._runs()
-        snap = self.snapshot
-        width = max(20, self.size.width)
-        key = (tuple((rid, snap.rows.get(rid), (snap.run(rid) or None) and snap.run(rid).state) for rid in manifests),
-               self.smoothing, self.log_x, self.signal_index, width, x_axis)
-        if key != self._key:
-            self._key = key
-            self._recompute(fr, manifests, x_axis, width)
         self._status(manifests, x_axis)
-
-    def _recompute(self, fr, manifests, x_axis, width) -> None:
-        alpha = SMOOTHING[self.smoothing]
-        old, cache = self._cache, {}
-        self._cache = cache
-        cache.update(old)  # entries of runs that moved on are keyed by old row counts and simply never hit
-        if len(cache) > 512:
-            cache.clear()
-        signals = self.signal_names(fr)
+        if self._busy:
+            self._again = True
+            return
+        snap = self.snapshot
+        signals = self.signal_names(fr, manifests)
         sig = signals[self.signal_index % len(signals)] if signals else None
-        charts = {name: self.query_one(f"#chart-{name.replace('/', '-')}", LineChart) for name in PANELS}
-        if sig is not None:
-            charts[sig] = self.query_one("#chart-signal", LineChart)
-        self.query_one("#chart-signal").display = sig is not None
-        for name, chart in charts.items():
-            if isinstance(x_axis, Step):
-                series = frames.step_series(fr, manifests, name, alpha=alpha, buckets=width, log_x=self.log_x,
-                                            rows=dict(self.snapshot.rows), cache=cache)
-            else:
-                series = frames.sweep_series(fr, manifests, name, x_axis)
+        self._picked = (self.signal_index % len(signals) + 1, len(signals)) if signals else None
+        self.query_one("#chart-signal").display = sig is not None and not self.compact
+        width = max(20, self.size.width)
+        runs = tuple((rid, snap.rows.get(rid), (snap.run(rid) or None) and snap.run(rid).state) for rid in manifests)
+        wanted = {f"chart-{name.replace('/', '-')}": name for name in PANELS
+                  if not (self.compact and name.startswith("train/"))}  # hidden panels compute nothing
+        if sig is not None and not self.compact:
+            wanted["chart-signal"] = sig
+        jobs = {}
+        for cid, name in wanted.items():
+            key = (name, runs, self.smoothing, self.log_x, width, x_axis)
+            if self._keys.get(cid) != key:
+                jobs[cid] = (name, key)
+        if not jobs:
+            return
+        view = (tuple(manifests), tuple(wanted.items()), self.smoothing, self.log_x, width, x_axis)
+        wait = self._computed_at + LIVE_EVERY_S - time.monotonic()
+        if view == self._view and wait > 0:  # only new rows: coalesce them
+            if self._deferred is None:
+                self._deferred = self.set_timer(wait, self._run_deferred)
+            return
+        progressive = view != self._view  # a key: each panel as soon as it is ready; streamed rows: one redraw
+        self._view, self._computed_at, self._busy = view, time.monotonic(), True
+        states = {r.id: r.state for r in snap.runs if r.id in manifests}
+        self._compute(progressive, jobs, fr, manifests, x_axis, SMOOTHING[self.smoothing], width, self.log_x,
+                      dict(snap.rows), states)
+
+    def _run_deferred(self) -> None:
+        self._deferred = None
+        self._update()
+
+    @work(thread=True, group="series", exit_on_error=False)
+    def _compute(self, progressive, jobs, fr, manifests, x_axis, alpha, width, log_x, rows, states) -> None:
+        """Polars off the UI thread: a key is acknowledged (status line) at once, the panels follow. Each panel
+        applied alone redraws every chart (the shared x range moves), so streamed rows are applied all at once."""
+        out = {}
+        try:
+            if len(self._cache) > 2048:  # keys of old row counts and smoothings pile up; pools are rebuilt
+                self._cache.clear()
+            for cid, (name, key) in jobs.items():
+                if isinstance(x_axis, Step):
+                    series = frames.step_series(fr, manifests, name, alpha=alpha, buckets=width, log_x=log_x,
+                                                rows=rows, cache=self._cache, states=states)
+                else:
+                    series = frames.sweep_series(fr, manifests, name, x_axis)
+                out[cid] = (name, key, tuple(series), bool(manifests))
+                if progressive:
+                    self.app.call_from_thread(self._apply, out, x_axis, log_x, False)
+                    out = {}
+        finally:
+            self.app.call_from_thread(self._apply, out, x_axis, log_x, True)
+
+    def _apply(self, out: dict, x_axis: Axis, log_x: bool, done: bool) -> None:
+        if done:
+            self._busy = False
+        for cid, (name, key, series, any_runs) in out.items():
+            chart = self.query_one(f"#{cid}", LineChart)
             with chart.prevent(LineChart.CursorMoved):
-                chart.title = name if isinstance(x_axis, Step) else f"{name} vs {x_axis.label}"
-                chart.log_x = self.log_x
-                chart.series = tuple(series)
-                chart.empty_text = "no runs selected" if not manifests else f"no {name} rows yet"
-        ranges = [r for c in charts.values() if (r := c.data_x_range()) is not None]
+                title = name if isinstance(x_axis, Step) else f"{name} vs {x_axis.label}"
+                if cid == "chart-signal" and getattr(self, "_picked", None):
+                    title += f"  ({self._picked[0]}/{self._picked[1]}, g/G)"
+                chart.title = title
+                chart.log_y = self.log_y
+                chart.log_x = log_x
+                chart.series = series
+                chart.empty_text = f"no {name} rows yet" if any_runs else "no runs selected"
+            self._keys[cid] = key
+        charts = [c for c in self.query(LineChart) if c.display]
+        ranges = [r for c in charts if (r := c.data_x_range()) is not None]
         shared = (min(r[0] for r in ranges), max(r[1] for r in ranges)) if ranges else None
         for chart in self.query(LineChart):
             chart.x_range = shared
         self._place_cursor()
+        if done and self._again:
+            self._again = False
+            self._update()
 
     def _status(self, manifests, x_axis) -> None:
         groups = sorted({m.get("group", "?") for m in manifests.values()})
         alpha = SMOOTHING[self.smoothing]
         text = (f"comparing {len(manifests)} run(s) · group {escape(', '.join(groups)) or '-'} · x: {x_axis.label}"
-                f"{' (log)' if self.log_x else ''} · smoothing EMA {alpha:g} ([ ]) · ←/→ cursor, click a chart")
+                f"{' (log)' if self.log_x else ''}{' · y log (y)' if self.log_y else ''} · smoothing EMA {alpha:g} "
+                f"([ ]) · ←/→ cursor, click a chart")
         status = self.query_one("#compare-status", Static)
         if status.content != text:  # an update re-lays out the whole screen: not on every snapshot
             status.update(text)
@@ -177,11 +264,17 @@ class CompareScreen(Screen):
             a, b, x = (float(np.log10(max(v, 1.0))) for v in (a, b, x))
         self.cursor_pos = (x - a) / (b - a) if b > a else 0.0
 
+    def action_clear_cursor(self) -> None:
+        self.cursor_pos = None
+
     def action_smooth(self, delta: int) -> None:
         self.smoothing = min(len(SMOOTHING) - 1, max(0, self.smoothing + delta))
 
     def action_toggle_log(self) -> None:
         self.log_x = not self.log_x
 
-    def action_next_signal(self) -> None:
-        self.signal_index += 1
+    def action_next_signal(self, step: int = 1) -> None:
+        self.signal_index += step
+
+    def action_toggle_log_y(self) -> None:
+        self.log_y = not self.log_y

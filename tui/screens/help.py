@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
 from rich.table import Table
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.keys import format_key
 from textual.screen import ModalScreen
 from textual.widgets import Static
+
+
+def key_name(b: Binding) -> str:
+    """What the key reads as on a keyboard: `[`, not `left_square_bracket`; a binding of several keys, each."""
+    return b.key_display or " ".join(format_key(k.strip()) for k in b.key.split(","))
 
 
 def binding_table(title: str, bindings) -> Table:
     t = Table(title=title, title_justify="left", show_header=False, box=None, padding=(0, 2))
     for b in bindings:
         b = b if isinstance(b, Binding) else Binding(*b)
-        t.add_row(f"[b]{b.key_display or b.key}[/]", b.description or b.action)
+        t.add_row(f"[b]{escape(key_name(b))}[/]", b.description or b.action)
     return t
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from rich.markup import escape
 from rich.text import Text
 from textual import on
@@ -21,7 +23,14 @@ from phenomon.tui.widgets.toggles import ToggleBar
 STATES = ("all", "running", "finished", "failed", "dead", "killed", "skew")
 STATE_STYLE = {"running": "bold cyan", "finished": "green", "failed": "bold red", "dead": "bold magenta",
                "killed": "yellow", "skew": "magenta"}
-COLUMNS = ("sel", "run", "phenomenon", "toggles", "seed", "status", "progress", "metrics", "verdict / error")
+HEAD = ("sel", "run", "phenomenon", "toggles")  # then the swept field and the settings that differ, then TAIL
+TAIL = ("seed", "status", "progress", "metrics", "verdict / error")
+COLUMNS = HEAD + TAIL
+CAP = {"toggles": 28, "metrics": 36}  # widest these get; the verdict takes what is left of the terminal
+SETTING_CAP = 12
+MIN_VERDICT = 16
+ROOMY = 40
+NARROW = 120  # columns: under this the metrics column shows one headline
 
 
 def progress_bar(m: dict, width: int = 10) -> Text:
@@ -48,7 +57,62 @@ def outcome(info: RunInfo) -> Text:
         return Text(m.get("error") or "failed (no error recorded)", style="red")
     if info.state in ("dead", "skew"):
         return Text(info.dead_reason(), style="magenta")
+    if info.state == "killed":  # a verdict on a run stopped part way would read as the phenomenon's outcome
+        pr = m.get("progress") or {}
+        where = f"at step {pr.get('step')}" + (f" of {pr['max_steps']}" if pr.get("max_steps") else "")
+        return Text(f"killed {where}: no verdict", style="yellow")
     return Text(m.get("verdict") or "", style="dim" if info.state == "running" else "")
+
+
+def setting_columns(runs: list[RunInfo]) -> list[str]:
+    """Config fields shown as columns: each listed phenomenon's swept field, then every field whose value differs
+    between the listed runs (seed aside: it has its own column)."""
+    configs = [r.manifest.get("config") or {} for r in runs]
+    swept = []
+    for ph in dict.fromkeys(r.phenomenon for r in runs):
+        try:
+            f = registry.get(ph).sweep_field()
+        except UsageError:
+            f = None
+        if f and f not in swept:
+            swept.append(f)
+    keys = sorted({k for c in configs for k in c} - {"seed", *swept})
+    differ = [k for k in keys if len({json.dumps(c.get(k), sort_keys=True, default=str) for c in configs}) > 1]
+    return swept + differ
+
+
+def setting_text(v) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, (list, tuple)):
+        return ",".join(map(str, v))
+    return str(v)
+
+
+def widths(columns: list[str], rows: list[tuple], total: int) -> list[int]:
+    """Each column as wide as its widest cell or label (some capped); the verdict gets the rest of the terminal. When
+    that leaves the verdict under ROOMY columns (or under NARROW terminals), the metrics column shows one headline;
+    the verdict keeps at least MIN_VERDICT (beyond, the table scrolls and the detail line has it all)."""
+    def fit(caps: dict) -> list[int]:
+        out = []
+        for i, c in enumerate(columns):
+            label = "" if c == "sel" else c.removeprefix("set:")
+            w = max([0, *(len(v.plain if isinstance(v, Text) else str(v)) for v in (r[i] for r in rows))])
+            if c == "status":
+                w = max(w, max(len(s) for s in STATES))  # a run finishing never cuts its status
+            cap = caps.get(c, SETTING_CAP if c.startswith("set:") else None)
+            out.append(max(len(label), min(w, cap) if cap else w))  # a label is never cut
+        return out
+
+    out = fit(CAP)
+    room = total - sum(out[:-1]) - 2 * len(columns) - 2  # cell padding on both sides, and the scrollbar
+    if total < NARROW or room < min(ROOMY, out[-1]):
+        out = fit({**CAP, "metrics": 16})
+        room = total - sum(out[:-1]) - 2 * len(columns) - 2
+    out[-1] = max(MIN_VERDICT, min(out[-1], room))
+    return out
 
 
 class RunsScreen(Screen):
@@ -96,13 +160,12 @@ class RunsScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Static(id="runs-status")
         yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        yield Static(id="runs-detail")
         yield ToggleBar(id="toggles")
         yield Footer()
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        for c in COLUMNS:
-            table.add_column(c if c != "sel" else " ", key=c)
+        self._layout: tuple = ()  # (columns, widths) the table was built with
         self._fill()
 
     def watch_snapshot(self) -> None:
@@ -110,6 +173,7 @@ class RunsScreen(Screen):
 
     def on_resize(self) -> None:
         self.app.check_size()
+        self._fill()
 
     def watch_selected(self) -> None:
         self._fill()
@@ -126,11 +190,13 @@ class RunsScreen(Screen):
         return [r for r in runs if self.state_filter in ("all", r.state)
                 and self.phenomenon_filter in ("all", r.phenomenon)]
 
-    def _row(self, r: RunInfo) -> tuple:
+    def _row(self, r: RunInfo, settings: list[str]) -> tuple:
         m = r.manifest
         # a DataTable reads a str cell as markup: text from a manifest goes in as Text (ids and phenomena are
         # validated names, no brackets)
+        cfg = m.get("config") or {}
         return ("●" if r.id in self.selected else " ", r.id, r.phenomenon, Text(store.label_of(m)),
+                *(Text(setting_text(cfg.get(k))) for k in settings),
                 str(m.get("seed", "")), Text(r.state, style=STATE_STYLE.get(r.state, "")), progress_bar(m),
                 Text(headline(r)), outcome(r))
 
@@ -142,17 +208,34 @@ class RunsScreen(Screen):
             return
         table = self.query_one(DataTable)
         runs = self.visible()
-        keep = {r.id for r in runs}
-        for key in [k for k in table.rows if k.value not in keep]:
-            table.remove_row(key)
-        for r in runs:
-            cells = self._row(r)
-            if r.id in table.rows:
-                for col, val in zip(COLUMNS, cells):
-                    if str(table.get_cell(r.id, col)) != str(val):
-                        table.update_cell(r.id, col, val)
-            else:
-                table.add_row(*cells, key=r.id)
+        settings = setting_columns(runs)
+        columns = [*HEAD, *(f"set:{k}" for k in settings), *TAIL]
+        rows = {r.id: self._row(r, settings) for r in runs}
+        if len({r.phenomenon for r in runs}) <= 1:  # one phenomenon: the status line names it (p filters)
+            columns.remove("phenomenon")
+            rows = {k: v[:2] + v[3:] for k, v in rows.items()}
+        layout = (tuple(columns), tuple(widths(columns, list(rows.values()), self.size.width)))
+        if layout != self._layout:  # a new column or a wider cell: rebuild (cheap for hundreds of rows)
+            self._layout = layout
+            at = self._cursor_id()
+            table.clear(columns=True)
+            for c, w in zip(*layout):
+                table.add_column(" " if c == "sel" else c.removeprefix("set:"), key=c, width=w)
+            for rid, cells in rows.items():
+                table.add_row(*cells, key=rid)
+            if at in rows:
+                table.move_cursor(row=table.get_row_index(at), animate=False)
+        else:
+            for key in [k for k in table.rows if k.value not in rows]:
+                table.remove_row(key)
+            for rid, cells in rows.items():
+                if rid in table.rows:
+                    for col, val in zip(columns, cells):
+                        if str(table.get_cell(rid, col)) != str(val):
+                            table.update_cell(rid, col, val)
+                else:
+                    table.add_row(*cells, key=rid)
+        self._detail_line()
         snap = self.snapshot
         total = len(snap.runs) if snap else 0
         line = f"runs in {escape(str(snap.root)) if snap else '?'} — showing {len(runs)} of {total}"
@@ -174,10 +257,34 @@ class RunsScreen(Screen):
             return None
         return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
 
+    def _detail_line(self) -> None:
+        """The highlighted run's verdict or error in full (wrapped), with the settings that set it apart."""
+        rid = self._cursor_id()
+        info = self.snapshot.run(rid) if self.snapshot and rid else None
+        text = Text()
+        if info is not None:
+            text.append(f"{info.id} ", style="bold")
+            text.append(info.state, style=STATE_STYLE.get(info.state, ""))
+            diff = info.manifest.get("diff") or {}
+            if diff:
+                text.append("  " + " ".join(f"{k}={setting_text(v)}" for k, v in diff.items()), style="dim")
+            out = outcome(info)
+            if out.plain:
+                text.append("  ")
+                text.append_text(out)
+        if text.plain != getattr(self, "_detail_text", None):  # an update re-lays out the screen
+            self._detail_text = text.plain
+            self.query_one("#runs-detail", Static).update(text)
+
     @on(DataTable.RowHighlighted)
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
-        if event.row_key is not None and event.row_key.value:
-            self.post_message(self.Focused(event.row_key.value))
+        """The cursor moving to a run focuses its configuration; the same row highlighted again (a rebuilt table, a
+        return to this screen) leaves alone a focus the user moved elsewhere since."""
+        self._detail_line()
+        rid = event.row_key.value if event.row_key is not None else None
+        if rid and rid != getattr(self, "_focused_row", None):
+            self._focused_row = rid
+            self.post_message(self.Focused(rid))
 
     @on(DataTable.RowSelected)
     def _enter(self, event: DataTable.RowSelected) -> None:

@@ -121,7 +121,8 @@ class ScorecardScreen(Screen):
     show, and when runs finish (not on every poll: it reads every run)."""
 
     BINDINGS = [
-        Binding("r", "recompute", "Recompute"),
+        Binding("ctrl+r", "recompute", "Recompute"),
+        Binding("r", "app.show_runs", "Runs"),  # r goes to the runs everywhere
         Binding("p", "cycle_phenomenon", "Phenomenon"),
         Binding("a", "toggle_all", "Variants"),
         Binding("escape", "app.show_runs", "Runs"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
@@ -10,6 +11,10 @@ MIN_WIDTH, MIN_HEIGHT = 80, 24
 
 
 class TooSmallScreen(ModalScreen):
+    """Says how large the terminal must be; q (or ctrl+c) quits from here as it says."""
+
+    BINDINGS = [Binding("q", "app.quit", "Quit"), Binding("ctrl+c", "app.quit", "Quit", priority=True)]
+
     def compose(self) -> ComposeResult:
         yield Static(id="too-small")
 

@@ -40,6 +40,7 @@ class LineChart(Widget):
     series: reactive[tuple[Series, ...]] = reactive((), layout=False)
     title = reactive("")
     log_x = reactive(True)
+    log_y = reactive(False)
     x_range: reactive[tuple[float, float] | None] = reactive(None)
     cursor: reactive[float | None] = reactive(None)
     empty_text = reactive("waiting for rows…")
@@ -63,7 +64,7 @@ class LineChart(Widget):
         self._strips = None
         self.refresh()
 
-    watch_series = watch_title = watch_log_x = watch_x_range = watch_cursor = watch_empty_text = _invalidate
+    watch_series = watch_title = watch_log_x = watch_log_y = watch_x_range = watch_cursor = watch_empty_text = _invalidate
 
     def on_resize(self, event: events.Resize) -> None:
         self._strips = None
@@ -71,6 +72,13 @@ class LineChart(Widget):
     # geometry ---------------------------------------------------------------------------------------
     def _tx(self, x: np.ndarray | float):
         return np.log10(np.maximum(x, 1.0)) if self.log_x else np.asarray(x, dtype=float)
+
+    def _ty(self, y: np.ndarray | None) -> np.ndarray | None:
+        """y as drawn: log10 on a log axis, where values ≤ 0 have no place (NaN: not drawn)."""
+        if y is None or not self.log_y:
+            return y
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(y > 0, np.log10(np.where(y > 0, y, 1.0)), np.nan)
 
     def data_x_range(self) -> tuple[float, float] | None:
         xs = [s.x for s in self.series if len(s.x)]
@@ -80,7 +88,7 @@ class LineChart(Widget):
 
     def _limits(self):
         xr = self.x_range or self.data_x_range()
-        ys = [a for s in self.series for a in (s.y, s.lo, s.hi) if a is not None and len(a)]
+        ys = [self._ty(a) for s in self.series for a in (s.y, s.lo, s.hi) if a is not None and len(a)]
         if xr is None or not ys:
             return None
         x0, x1 = (float(v) for v in self._tx(np.array(xr, dtype=float)))
@@ -109,9 +117,10 @@ class LineChart(Widget):
         """Boolean dot grid (4H, 2W) for the line, and a (H, W) band mask."""
         x0, x1, y0, y1 = lim
         PW, PH = 2 * W, 4 * H
-        ok = np.isfinite(s.y)
+        sy = self._ty(s.y)
+        ok = np.isfinite(sy)
         px = self._to_px(self._tx(s.x[ok]), x0, x1, PW)
-        py = (PH - 1) * (1 - (s.y[ok] - y0) / (y1 - y0))
+        py = (PH - 1) * (1 - (sy[ok] - y0) / (y1 - y0))
         dots = np.zeros((PH, PW), dtype=bool)
         band = np.zeros((H, W), dtype=bool)
         if px.size == 0:
@@ -122,30 +131,49 @@ class LineChart(Widget):
             ci = np.clip(np.rint(px).astype(int), 0, PW - 1) - cols[0]
             inside = (ci >= 0) & (ci < cols.size)
             lo, hi = yc.copy(), yc.copy()
-            np.minimum.at(lo, ci[inside], py[inside])  # spikes inside one column survive
-            np.maximum.at(hi, ci[inside], py[inside])
+            cin, pin = ci[inside], py[inside]
+            if cin.size and (np.diff(cin) >= 0).all():  # x ascending: one reduce per column, O(points)
+                starts = np.concatenate([[0], np.flatnonzero(np.diff(cin)) + 1])
+                u = cin[starts]
+                lo[u] = np.minimum(lo[u], np.minimum.reduceat(pin, starts))  # spikes inside one column survive
+                hi[u] = np.maximum(hi[u], np.maximum.reduceat(pin, starts))
+            else:
+                np.minimum.at(lo, cin, pin)
+                np.maximum.at(hi, cin, pin)
             prev = np.concatenate([[yc[0]], yc[:-1]])  # connect to the previous column
             lo, hi = np.minimum(lo, prev), np.maximum(hi, prev)
             rows = np.arange(PH)[:, None]
             dots[:, cols] = (rows >= np.floor(lo)[None, :]) & (rows <= np.ceil(hi)[None, :] - (hi > lo))
         if s.lo is not None and s.hi is not None:
-            c = np.arange(W)
-            cx = (c * 2 + 0.5)
-            inr = (cx >= px.min()) & (cx <= px.max())
-            blo = np.interp(cx, px, (H - 1) * (1 - (s.lo[ok] - y0) / (y1 - y0)))
-            bhi = np.interp(cx, px, (H - 1) * (1 - (s.hi[ok] - y0) / (y1 - y0)))
-            r = np.arange(H)[:, None]
-            band = (r >= np.floor(np.minimum(blo, bhi))[None, :]) & (r <= np.ceil(np.maximum(blo, bhi))[None, :])
-            band &= inr[None, :]
+            band = self._band(s, ok, px, lim, W, H)
         return dots, band
+
+    def _band(self, s: Series, ok: np.ndarray, px: np.ndarray, lim, W: int, H: int) -> np.ndarray:
+        """(H, W) cells inside the seeds' min–max band: only where ≥ 2 seeds have data (lo/hi finite there), and
+        only where the band is at least half a cell tall (a thinner spread is within the line's own width)."""
+        x0, x1, y0, y1 = lim
+        slo, shi = self._ty(s.lo), self._ty(s.hi)
+        two = np.isfinite(slo[ok]) & np.isfinite(shi[ok])
+        if not two.any():
+            return np.zeros((H, W), dtype=bool)
+        cx = np.arange(W) * 2 + 0.5
+        pb = px[two]
+        cell = lambda v: (H - 1) * (1 - (v[ok][two] - y0) / (y1 - y0))  # noqa: E731
+        blo, bhi = np.interp(cx, pb, cell(slo)), np.interp(cx, pb, cell(shi))
+        top, bot = np.minimum(blo, bhi), np.maximum(blo, bhi)
+        have = np.interp(cx, px, two.astype(float)) >= 0.5  # the nearest points there are pooled from ≥ 2 seeds
+        cols = (cx >= pb.min()) & (cx <= pb.max()) & have & (bot - top >= 0.5)
+        r = np.arange(H)[:, None]
+        return (r >= np.round(top)[None, :]) & (r <= np.round(bot)[None, :]) & cols[None, :]
 
     def _build(self) -> list[Strip]:
         w, h = self.size.width, self.size.height
         dim = Style(color="grey50")
         lines: list[list[Segment]] = [[] for _ in range(h)]
         lim = self._limits()
-        W, H = w - LEFT, h - 3
-        lines[0] = self._legend(w)
+        legend = self._legend_lines(w, max(1, min(3, h - 9)))  # several lines only where the plot keeps ≥ 6 rows
+        W, H = w - LEFT, h - 2 - len(legend)
+        lines[: len(legend)] = legend
         if lim is None or W < 4 or H < 2:
             msg = self.empty_text if lim is None else "(too small)"
             lines[min(h - 1, h // 2)] = [Segment(msg.center(w)[:w], dim)]
@@ -165,7 +193,11 @@ class LineChart(Widget):
             cc = self._to_px(float(self._tx(self.cursor)), x0, x1, W)
             cur_col = int(round(cc)) if 0 <= cc <= W - 1 else None
         # y axis labels at their rows
-        yt = {int(round((H - 1) * (1 - (t - y0) / (y1 - y0)))): t for t in nice_ticks(y0, y1, max(2, H // 3))}
+        if self.log_y:  # ticks at powers of ten (and 2, 5 in a short range), labelled in data units
+            ticks = [(math.log10(t), t) for t in log_ticks(10**y0, 10**y1, max(2, H // 3))[0]]
+        else:
+            ticks = [(t, t) for t in nice_ticks(y0, y1, max(2, H // 3))]
+        yt = {int(round((H - 1) * (1 - (ty - y0) / (y1 - y0)))): t for ty, t in ticks}
         styles = [Style(color=c) for c in PALETTE]
         bands = [Style(bgcolor=_blend(c, 0.35)) for c in PALETTE]
         cursor = Style(bgcolor=Color.parse("#3a3a3a"))
@@ -183,8 +215,8 @@ class LineChart(Widget):
             return st
 
         for r in range(H):
-            segs = [Segment((fmt_num(yt[r]) if r in yt else "").rjust(LEFT - 1)[: LEFT - 1] + ("┤" if r in yt else "│"),
-                            dim)]
+            label = (fmt_log if self.log_y else fmt_num)(yt[r]) if r in yt else ""
+            segs = [Segment(label.rjust(LEFT - 1)[: LEFT - 1] + ("┤" if r in yt else "│"), dim)]
             run_text, run_style = [], None
             codes, owners, band_owners = code[r].tolist(), owner[r].tolist(), band_owner[r].tolist()
             for c in range(W):
@@ -198,8 +230,8 @@ class LineChart(Widget):
                 run_text.append(ch)
             if run_text:
                 segs.append(Segment("".join(run_text), run_style))
-            lines[1 + r] = segs
-        lines[1 + H], lines[2 + H] = self._x_axis(x0, x1, W, dim)
+            lines[len(legend) + r] = segs
+        lines[len(legend) + H], lines[len(legend) + H + 1] = self._x_axis(x0, x1, W, dim)
         self.drawn_at = time.monotonic()
         self.draws += 1
         return [Strip(seg).adjust_cell_length(w) for seg in lines]
@@ -241,6 +273,26 @@ class LineChart(Widget):
                     val = " " + fmt_num(float(np.interp(self._tx(self.cursor), self._tx(s.x[ok]), s.y[ok])))
             segs.append(Segment(f"  ━ {s.label}{val}", Style(color=PALETTE[s.color % len(PALETTE)])))
         return segs
+
+    def _legend_lines(self, w: int, most: int) -> list[list[Segment]]:
+        """The legend wrapped at entries onto at most `most` lines; what still does not fit is counted."""
+        segs = self._legend(w)
+        lines: list[list[Segment]] = [[]]
+        used = 0
+        for i, seg in enumerate(segs):
+            n = len(seg.text)
+            if used + n > w and lines[-1]:
+                if len(lines) == most:
+                    more = f"  +{sum(1 for x in segs[i:] if '━' in x.text)} more"
+                    lines[-1].append(Segment(more, Style(color="grey50")))
+                    break
+                lines.append([])
+                used = 0
+                seg = Segment(seg.text.lstrip(), seg.style)
+                n = len(seg.text)
+            lines[-1].append(seg)
+            used += n
+        return lines
 
     # Textual hooks ----------------------------------------------------------------------------------
     def render_line(self, y: int) -> Strip:

@@ -35,4 +35,5 @@ class ToggleBar(Widget):
                 out.append(" starting…", style="yellow")
             out.append(f"  {t.expect}\n", style="italic dim")
         out.rstrip()
+        out.no_wrap, out.overflow = True, "ellipsis"  # one line per toggle: every toggle stays visible
         return out

@@ -1,0 +1,200 @@
+"""The monitor's cost stays flat: compact frames, no work on hidden screens or unchanged panels, launches off the UI
+thread, and a too-small terminal that q leaves."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import polars as pl
+from textual.widgets import DataTable
+
+from phenomon import store
+from phenomon.tui import frames
+from phenomon.tui.screens.compare import CompareScreen
+from phenomon.tui.screens.small import TooSmallScreen
+from phenomon.tui.watcher import MAX_CHUNKS, StoreWatcher
+from phenomon.tui.widgets.chart import LineChart
+from tests.test_tui_app import SIZE, FakeLauncher, FakeProc, app_for, until
+from tests.test_tui_fixtures import make_run
+
+
+def test_watcher_keeps_live_frames_compact(runs):
+    """A run appended to on every poll never holds more than MAX_CHUNKS chunks per metric."""
+    d = make_run(runs, status="running", steps=20)
+    w = StoreWatcher(runs)
+    w.poll()
+    writer = store.RunWriter(d, store.read_manifest(d), background=False)
+    for step in range(30, 30 + 10 * 3 * MAX_CHUNKS, 10):
+        writer.log({"test/acc": 0.5}, step)
+        writer.flush()
+        w.poll()
+    f = w._frames[d.name]["test/acc"]
+    assert f.height == 2 + 3 * MAX_CHUNKS
+    assert max(f.n_chunks("all")) <= MAX_CHUNKS + 1
+    assert f["step"].is_sorted()
+
+
+def _counting(monkeypatch) -> list[str]:
+    calls: list[str] = []
+    real = frames.step_series
+
+    def counted(fr, manifests, metric, **kw):
+        calls.append(metric)
+        return real(fr, manifests, metric, **kw)
+
+    monkeypatch.setattr(frames, "step_series", counted)
+    return calls
+
+
+async def test_hidden_compare_screen_does_no_work(runs, monkeypatch):
+    live = make_run(runs, status="running", steps=100)
+    calls = _counting(monkeypatch)
+    app = app_for(runs, launch_fn=FakeLauncher())
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.screen.query_one(DataTable).row_count == 1)
+        await pilot.press("c")
+        chart = app.screen.query_one("#chart-test-acc", LineChart)
+        await until(pilot, lambda: len(chart.series) == 1)
+        await pilot.press("r")
+        await until(pilot, lambda: not isinstance(app.screen, CompareScreen))
+        await pilot.pause(0.3)
+        calls.clear()
+        rows = app.snapshot.rows[live.name]
+        writer = store.RunWriter(live, store.read_manifest(live), background=False)
+        writer.log({"test/acc": 0.5, "train/acc": 0.5}, 405)
+        writer.flush()
+        await until(pilot, lambda: app.snapshot.rows[live.name] > rows)
+        await pilot.pause(0.3)
+        assert calls == [], "the compare screen computed series while hidden"
+        await pilot.press("c")  # shown again: it catches up with what came meanwhile
+        await until(pilot, lambda: chart.series and chart.series[0].x.max() == 405)
+
+
+async def test_a_key_recomputes_only_the_panel_it_changes(runs, monkeypatch):
+    make_run(runs)
+    calls = _counting(monkeypatch)
+    app = app_for(runs, launch_fn=FakeLauncher())
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.screen.query_one(DataTable).row_count == 1)
+        await pilot.press("c")
+        sig = app.screen.query_one("#chart-signal", LineChart)
+        await until(pilot, lambda: sig.series != ())
+        await pilot.pause(0.3)
+        calls.clear()
+        app.screen.signal_index += 1  # one signal (weight_norm): the same panel, a new key for it only
+        await pilot.press("g")
+        await pilot.pause(0.3)
+        assert set(calls) <= {"weight_norm"}, calls
+        calls.clear()
+        await pilot.press("left")  # the cursor moves: no series computed at all
+        await pilot.pause(0.2)
+        assert calls == []
+
+
+class SlowLauncher(FakeLauncher):
+    """A launch that takes a second (a fork of a large process on a busy machine)."""
+
+    def __call__(self, spec, log_dir):
+        self.thread = threading.current_thread()
+        time.sleep(1.0)
+        return super().__call__(spec, log_dir)
+
+
+async def test_launch_runs_off_the_ui_thread_and_the_key_is_acknowledged_at_once(runs):
+    make_run(runs)
+    slow = SlowLauncher()
+    app = app_for(runs, launch_fn=slow)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.screen.query_one(DataTable).row_count == 1)
+        t = time.monotonic()
+        await pilot.press("w")
+        assert time.monotonic() - t < 0.5, "the key waited for the process to start"
+        assert "starting…" in str(app.screen.query_one("#toggles").render())
+        await pilot.press("w")  # pressed again while it forks: still one start
+        await until(pilot, lambda: len(slow.calls) == 1)
+        await until(pilot, lambda: not any(w.group == "launch" for w in app.workers))
+        assert slow.thread is not threading.main_thread() and len(slow.calls) == 1
+        assert isinstance(app.launches.started[0], FakeProc)
+
+
+async def test_too_small_screen_quits_on_q_and_ctrl_c(runs):
+    for key in ("q", "ctrl+c"):
+        app = app_for(runs, launch_fn=FakeLauncher())
+        async with app.run_test(size=(60, 15)) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, TooSmallScreen))
+            await pilot.press(key)
+            await pilot.pause(0.2)
+            assert not app.is_running, key
+
+
+async def test_compare_at_80x24_shows_two_taller_panels(runs):
+    make_run(runs)
+    make_run(runs, toggles=("weight_decay",), grok_at=None)
+    app = app_for(runs, launch_fn=FakeLauncher())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.screen.query_one(DataTable).row_count == 2)
+        assert not isinstance(app.screen, TooSmallScreen)
+        await pilot.press("c")
+        test_acc = app.screen.query_one("#chart-test-acc", LineChart)
+        await until(pilot, lambda: len(test_acc.series) == 2)
+        await pilot.pause(0.1)
+        shown = [c for c in app.screen.query(LineChart) if c.display and c.region.height]
+        assert [c.title for c in shown] == ["test/acc", "test/loss"]
+        assert all(c.region.height >= 9 for c in shown), [c.region for c in shown]
+        svg = app.export_screenshot()
+        assert "too small" not in svg
+        bar = app.screen.query_one("#toggles")
+        assert bar.region.height == 1 + 4, "top border, the focus line and one line per toggle"
+
+
+def test_rechunked_frames_are_the_same_rows():
+    parts = [pl.DataFrame({"step": [i], "value": [float(i)], "round": [None]}) for i in range(40)]
+    f = pl.concat(parts, rechunk=False)
+    assert f.n_chunks() == 40 and f.rechunk().n_chunks() == 1 and f.rechunk().equals(f)
+
+
+def test_metric_picker_puts_the_outcome_first_and_bookkeeping_last():
+    names = {"epochs": 0, "params": 0, "time/signals_ms": 0, "final/test_error": 0, "test/error": 0, "weight_norm": 0,
+             "test/acc": 0, "a/first": 0}
+    got = CompareScreen().signal_names({"r": names}, {"r": {"phenomenon": "double_descent"}})
+    assert got == ["final/test_error", "a/first", "test/error", "weight_norm", "epochs", "params", "time/signals_ms"]
+
+
+async def test_help_names_keys_as_typed_and_screenshot_goes_to_the_runs_dir(runs):
+    from phenomon.tui.screens.help import HelpScreen, key_name
+
+    make_run(runs)
+    app = app_for(runs, launch_fn=FakeLauncher())
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.screen.query_one(DataTable).row_count == 1)
+        await pilot.press("c")
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        keys = [key_name(b) for _, bs in app.screen.sections for b in bs]
+        assert "[" in keys and "]" in keys and not any("square" in k for k in keys)
+        assert keys.count("r") == 1, "r is listed once"
+        await pilot.press("escape")
+        await pilot.press("y")  # log y: a redraw of every panel, no recomputation
+        assert all(c.log_y for c in app.screen.query(LineChart))
+        await pilot.press("ctrl+s")
+        await pilot.pause(0.2)
+        shots = list((runs / ".screenshots").glob("*.svg"))
+        assert len(shots) == 1
+        assert any(str(shots[0]) in str(n.message) for n in app._notifications)
+        await pilot.press("S", "r")  # r goes to the runs from the scorecard as from everywhere
+        await until(pilot, lambda: app.screen is app.get_screen("runs"))
+
+
+async def test_escape_clears_the_compare_cursor(runs):
+    make_run(runs)
+    app = app_for(runs, launch_fn=FakeLauncher())
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.screen.query_one(DataTable).row_count == 1)
+        await pilot.press("c")
+        chart = app.screen.query_one("#chart-test-acc", LineChart)
+        await until(pilot, lambda: len(chart.series) == 1)
+        await pilot.press("left")
+        assert chart.cursor is not None
+        await pilot.press("escape")
+        assert chart.cursor is None and app.screen.cursor_pos is None
