@@ -134,3 +134,13 @@ async def test_a_rebuilt_table_keeps_the_focused_configuration(runs):
         await until(pilot, lambda: str(table.get_cell(live.name, "status")) == "finished")
         await pilot.pause(0.2)
         assert app.focus_cfg.weight_decay == 0.0
+
+
+def test_setting_columns_are_judged_within_each_phenomenon(runs):
+    """Across phenomena every field differs; a column is a setting that differs among one phenomenon's runs."""
+    for rid, ph, cfg in (("g0", "grokking", {"lr": 1e-3, "p": 97, "seed": 0}),
+                         ("g1", "grokking", {"lr": 1e-3, "p": 97, "seed": 1}),
+                         ("d0", "double_descent", {"width": 16, "epochs": 500, "seed": 0}),
+                         ("d1", "double_descent", {"width": 32, "epochs": 500, "seed": 0})):
+        store.RunWriter(runs / rid, store.new_manifest(rid, ph, config=cfg), background=False).close("finished")
+    assert setting_columns(store.list_runs(runs)) == ["width"], "the swept field only: nothing else differs within"

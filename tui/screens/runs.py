@@ -76,8 +76,13 @@ def setting_columns(runs: list[RunInfo]) -> list[str]:
             f = None
         if f and f not in swept:
             swept.append(f)
-    keys = sorted({k for c in configs for k in c} - {"seed", *swept})
-    differ = [k for k in keys if len({json.dumps(c.get(k), sort_keys=True, default=str) for c in configs}) > 1]
+    # a setting that differs *within* a phenomenon (across phenomena every field differs: `p` filters to one)
+    differ: list[str] = []
+    for ph in dict.fromkeys(r.phenomenon for r in runs):
+        mine = [c for r, c in zip(runs, configs) if r.phenomenon == ph]
+        keys = sorted({k for c in mine for k in c} - {"seed", *swept})
+        differ += [k for k in keys if k not in differ
+                   and len({json.dumps(c.get(k), sort_keys=True, default=str) for c in mine}) > 1]
     return swept + differ
 
 
