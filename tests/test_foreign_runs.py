@@ -45,3 +45,23 @@ def test_show_prints_the_error_and_the_end_of_the_traceback(runs, capsys):
     out = capsys.readouterr().out
     assert "status     failed: RuntimeError: boom" in out and "traceback  Traceback" in out
     assert 'hidden=8  optim={"lr": 0.1, "name": "sgd"}' in out and "progress   30/120" in out
+
+
+async def test_the_monitor_shows_a_foreign_runs_own_metrics_and_no_toggles(runs):
+    from phenomon.tui.screens.compare import CompareScreen
+    from phenomon.tui.widgets.chart import LineChart
+    from tests.test_tui_app import SIZE, FakeLauncher, app_for, until
+
+    _foreign(runs, "clf-1")
+    app = app_for(runs, launch_fn=FakeLauncher())
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.snapshot is not None and app.snapshot.runs)
+        assert app.focus_ph is None, "no phenomenon's toggles for a directory of other people's runs"
+        await pilot.press("c")
+        screen = app.screen
+        assert isinstance(screen, CompareScreen)
+        await until(pilot, lambda: any(c.series for c in screen.query(LineChart)))
+        await pilot.pause(0.2)
+        shown = {c.title for c in screen.query(LineChart) if c.display and c.id != "chart-signal"}
+        assert shown == {"train_acc_epoch", "train_loss_step", "val_loss"}, "its own metrics, as logged"
+        assert not any(t.startswith(("train/", "test/")) for t in shown)

@@ -144,6 +144,9 @@ class PhenomonApp(App[str | None]):
             if (pc := launches.config_of(r)) is not None:
                 self.focus_ph, self.focus_cfg = pc
                 return
+        if snap.runs:  # only other people's runs: no phenomenon's toggles to offer
+            self.focus_ph = self.focus_cfg = None
+            return
         self.focus_ph = registry.get("grokking")
         self.focus_cfg = self.focus_ph.defaults()
 

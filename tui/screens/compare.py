@@ -24,6 +24,28 @@ from phenomon.tui.widgets.toggles import ToggleBar
 
 PANELS = ("train/acc", "test/acc", "train/loss", "test/loss")
 BOOKKEEPING = ("epochs", "epoch", "params", "lr")  # logged, but rarely what a lower panel should show first
+
+
+def panel_metrics(names: set[str]) -> tuple[str | None, ...]:
+    """What the four main panels show: phenomon's train/test accuracy and loss; for other people's runs their own
+    metrics as logged — accuracies in the top row, losses in the bottom one (train first), the rest filling in."""
+    if any(n in names for n in PANELS):
+        return PANELS
+    own = sorted(n for n in names if n != "step" and n not in BOOKKEEPING
+                 and not n.startswith(("signal/", "null/", "time/")))
+    order = lambda xs: sorted(xs, key=lambda n: (not n.startswith("train"), n))  # noqa: E731
+    acc = order([n for n in own if "acc" in n.lower()])
+    loss = order([n for n in own if "loss" in n.lower() and n not in acc])
+    rest = [n for n in own if n not in acc and n not in loss]
+    top, bottom = acc[:2], loss[:2]
+    spare = acc[2:] + loss[2:] + rest
+    while len(top) < 2 and spare:
+        top.append(spare.pop(0))
+    while len(bottom) < 2 and spare:
+        bottom.append(spare.pop(0))
+    top += [None] * (2 - len(top))
+    bottom += [None] * (2 - len(bottom))
+    return (top[0], top[1], bottom[0], bottom[1])
 LIVE_EVERY_S = 1.0  # rows streaming in redraw the panels at most this often; a key redraws them at once
 COMPACT_BELOW = 40  # rows: under this the screen shows the two test panels, taller, and no signal panel
 SMOOTHING = (0.0, 0.5, 0.8, 0.9, 0.95, 0.99)
@@ -128,9 +150,10 @@ class CompareScreen(Screen):
             except UsageError:
                 pass
             break
-        rest = sorted(n for n in names if n not in PANELS and n != "step" and n != outcome)
+        shown = set(panel_metrics(names))
+        rest = sorted(n for n in names if n not in shown and n != "step" and n != outcome)
         late = [n for n in rest if n in BOOKKEEPING or n.startswith("time/")]
-        return [n for n in (outcome,) if n in names and n not in PANELS] + [n for n in rest if n not in late] + late
+        return [n for n in (outcome,) if n in names and n not in shown] + [n for n in rest if n not in late] + late
 
     def _update(self) -> None:
         """Hidden, nothing is computed (resume catches up); shown, only the panels whose inputs moved are."""
@@ -148,8 +171,13 @@ class CompareScreen(Screen):
         self.query_one("#chart-signal").display = sig is not None and not self.compact
         width = max(20, self.size.width)
         runs = tuple((rid, snap.rows.get(rid), (snap.run(rid) or None) and snap.run(rid).state) for rid in manifests)
-        wanted = {f"chart-{name.replace('/', '-')}": name for name in PANELS
-                  if not (self.compact and name.startswith("train/"))}  # hidden panels compute nothing
+        names = set().union(*(set(f) for f in fr.values())) if fr else set()
+        slots = panel_metrics(names)  # the four panels keep their ids; what each shows follows the runs' metrics
+        for slot, name in zip(PANELS, slots):
+            self.query_one(f"#chart-{slot.replace('/', '-')}").display = name is not None and not (
+                self.compact and slot.startswith("train/"))
+        wanted = {f"chart-{slot.replace('/', '-')}": name for slot, name in zip(PANELS, slots)
+                  if name is not None and not (self.compact and slot.startswith("train/"))}  # hidden: nothing computed
         if sig is not None and not self.compact:
             wanted["chart-signal"] = sig
         jobs = {}
