@@ -65,3 +65,12 @@ async def test_the_monitor_shows_a_foreign_runs_own_metrics_and_no_toggles(runs)
         shown = {c.title for c in screen.query(LineChart) if c.display and c.id != "chart-signal"}
         assert shown == {"train_acc_epoch", "train_loss_step", "val_loss"}, "its own metrics, as logged"
         assert not any(t.startswith(("train/", "test/")) for t in shown)
+
+
+def test_the_metric_picker_puts_the_models_metrics_before_signals_and_nulls():
+    from phenomon.tui.screens.compare import CompareScreen
+
+    names = {"train_loss": 1, "val_loss": 1, "train_acc": 1, "val_acc": 1, "val_f1": 1, "lr_probe": 1,
+             "signal/weight_norm": 1, "null/step": 1, "epoch": 1, "time/step_ms": 1}
+    got = CompareScreen().signal_names({"r": names}, {"r": {"phenomenon": "clf"}})
+    assert got == ["lr_probe", "val_f1", "signal/weight_norm", "null/step", "epoch", "time/step_ms"], got

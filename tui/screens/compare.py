@@ -138,8 +138,8 @@ class CompareScreen(Screen):
         return {r.id: snap.frames[r.id] for r in runs if r.id in snap.frames}, manifests, x_axis
 
     def signal_names(self, fr, manifests=None) -> list[str]:
-        """The metric picker's list: the phenomenon's outcome first (when not a main panel), then signals, then
-        bookkeeping (epochs, params, timings) last."""
+        """The metric picker's list: the phenomenon's outcome first (when not a main panel), then the model's other
+        metrics, the signals, the nulls, and bookkeeping (epochs, params, timings) last."""
         names = set()
         for f in fr.values():
             names |= set(f)
@@ -153,7 +153,10 @@ class CompareScreen(Screen):
         shown = set(panel_metrics(names))
         rest = sorted(n for n in names if n not in shown and n != "step" and n != outcome)
         late = [n for n in rest if n in BOOKKEEPING or n.startswith("time/")]
-        return [n for n in (outcome,) if n in names and n not in shown] + [n for n in rest if n not in late] + late
+        # the model's own metrics before the explanation signals, the nulls after them, bookkeeping last
+        rank = lambda n: 2 if n.startswith("null/") else 1 if n.startswith("signal/") else 0  # noqa: E731
+        middle = sorted((n for n in rest if n not in late), key=lambda n: (rank(n), n))
+        return [n for n in (outcome,) if n in names and n not in shown] + middle + late
 
     def _update(self) -> None:
         """Hidden, nothing is computed (resume catches up); shown, only the panels whose inputs moved are."""
