@@ -208,10 +208,13 @@ def aggregate(units: pl.DataFrame, invariance: dict[str, dict] | None = None) ->
         (pl.col("explains") == True).sum().alias("ph_explains"))  # noqa: E712
         .with_columns(phenomenon=pl.lit("(all)"), generality=pl.format("{}/{}", "ph_tracking", "ph_judged"),
                       verdict=pl.format("tracks in {} of {} phenomena judged; explains in {}", "ph_tracking",
-                                        "ph_judged", "ph_explains")))
+                                        "ph_judged", "ph_explains"),
+                      short=pl.format("pooled: tracks in {}/{}", "ph_tracking", "ph_judged")))
     table = table.join(overall.select("signal", "ph_tracking", "ph_judged", "generality"), on="signal", how="left")
     table = pl.concat([table, overall.drop("ph_tracking", "ph_judged", "ph_explains")], how="diagonal_relaxed")
-    return table.sort("phenomenon", pl.col("tracking").abs(), descending=[False, True], nulls_last=True)
+    # per phenomenon first; the pooled rows after them, in addition
+    return table.sort(pl.col("phenomenon") == "(all)", "phenomenon", pl.col("tracking").abs(),
+                      descending=[False, False, True], nulls_last=True)
 
 
 def _ci(r: dict, key: str, fmt: str = "{:+.2f}") -> str:
