@@ -41,7 +41,7 @@ class ProgressLine(L.Callback):
         frac = min(1.0, step / self.max_steps)
         bar = "█" * int(frac * 24) + "░" * (24 - int(frac * 24))
         latest = self.writer._latest if self.writer is not None else {}
-        vals = "  ".join(f"{k} {latest[k]:.3f}" for k in self.headline if k in latest)
+        vals = store.headline(latest, self.headline) if self.headline else ""  # the format `ls` and the monitor use
         rate = step / max(1e-9, now - self._t0)
         return f"{self.label} {bar} {step}/{self.max_steps}  {vals}  {rate:.0f} it/s"
 
