@@ -138,12 +138,6 @@ def pooled_p(obs: list[float], nulls: list[np.ndarray], seed: int = SEED) -> flo
     return float((1 + np.sum(np.abs(draws) >= stat - 1e-12)) / (POOLED_DRAWS + 1))
 
 
-def stouffer_p(zs: list[float]) -> float | None:
-    """Units pooled: Stouffer's Z = Σ z / √n, one-sided p."""
-    zs = [z for z in zs if z is not None]
-    return z_to_p(sum(zs) / math.sqrt(len(zs))) if zs else None
-
-
 def bh(p: list[float | None]) -> list[float | None]:
     """Benjamini–Hochberg q-values; None stays None and is not counted as a test."""
     idx = [i for i, v in enumerate(p) if v is not None]

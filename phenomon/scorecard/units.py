@@ -42,12 +42,6 @@ def _why(a: np.ndarray) -> str:
     return "too few points" if len(a) < 4 else "constant"
 
 
-def _corr(a: np.ndarray, b: np.ndarray) -> float | None:
-    if len(a) < 4:
-        return None
-    return _cz(S.zrank(a), S.zrank(b))
-
-
 def _pc(a: np.ndarray, b: np.ndarray) -> float | None:
     """Pearson correlation (of rank scores already computed on the whole series)."""
     if len(a) < 4:
@@ -83,23 +77,13 @@ def _increments(sig: str, v: np.ndarray) -> np.ndarray:
     return np.diff(v)
 
 
-def _associations(unit: str, cols: dict[str, np.ndarray], o: np.ndarray) -> dict[str, tuple]:
-    """Δ-ρ, lag and surrogate null of every signal logged at every point of the unit, in one batch."""
-    if not np.isfinite(o).all() or len(o) < 5:
+def _associations(unit: str, zinc: dict[str, np.ndarray | None], zo: np.ndarray | None) -> dict[str, tuple]:
+    """Δ-ρ, lag and surrogate null of every signal logged at every point of the unit, in one batch: `zinc` holds
+    those signals' standardised increment ranks, `zo` the outcome's."""
+    names = [sig for sig, zd in zinc.items() if zd is not None]
+    if zo is None or len(zo) < 4 or not names:
         return {}
-    zo = S.zrank(np.diff(o))
-    if zo is None:
-        return {}
-    names, rows = [], []
-    for sig, v in cols.items():
-        if np.isfinite(v).all():
-            zd = S.zrank(_increments(sig, v))
-            if zd is not None:
-                names.append(sig)
-                rows.append(zd)
-    if not names:
-        return {}
-    obs, lags, null = S.association_many(np.stack(rows), zo, [_seed(unit, n) for n in names])
+    obs, lags, null = S.association_many(np.stack([zinc[n] for n in names]), zo, [_seed(unit, n) for n in names])
     return {n: (float(obs[i]), int(lags[i]), null[i]) for i, n in enumerate(names)}
 
 
@@ -133,8 +117,11 @@ def per_unit(pts: pl.DataFrame) -> pl.DataFrame:
         summary = _summary(axis, x, o)
         on_out = {f: S.onset(x, o, f) for f in (0.05, 0.10)} if isinstance(axis, Step) else {}
         span = (x[-1] - x[0]) if len(x) > 1 else 0.0
-        cache: dict[str, np.ndarray | None] = {}  # standardised ranks of the unit's full-length series
-        assoc = _associations(unit, cols, o)  # the fully logged signals' Δ-ρ, in one batch
+        # standardised ranks of the unit's full-length series, computed once: the outcome's increments, and those
+        # of every signal logged at every point (which also get their Δ-ρ in one batch)
+        cache: dict[str, np.ndarray | None] = {"do": S.zrank(np.diff(o))}
+        zinc = {sig: S.zrank(_increments(sig, v)) for sig, v in cols.items() if np.isfinite(v).all()}
+        assoc = _associations(unit, zinc, cache["do"])
         for sig, v in cols.items():
             ok = np.isfinite(v)
             xs, vs, os_ = x[ok], v[ok], o[ok]
@@ -156,7 +143,7 @@ def per_unit(pts: pl.DataFrame) -> pl.DataFrame:
             zv = S.zrank(vs)
             r["rho_level"] = _cz(zv, z("o", os_))
             dv, do = _increments(sig, vs), np.diff(os_)
-            zdv, zdo = S.zrank(dv), z("do", do)
+            zdv, zdo = (zinc[sig] if full else S.zrank(dv)), z("do", do)
             if sig in assoc:
                 rho, lag, null = assoc[sig]
             else:
@@ -216,5 +203,3 @@ def per_unit(pts: pl.DataFrame) -> pl.DataFrame:
             rows.append(r)
     return pl.DataFrame(rows, infer_schema_length=None)
 
-
-NULLS = catalog.NULLS
