@@ -99,7 +99,7 @@ def per_unit(pts: pl.DataFrame) -> pl.DataFrame:
     # not a handful per unit
     meta = pts.group_by("unit", maintain_order=True).agg(
         pl.col("phenomenon", "group", "toggles", "seed", "axis", "moves").first(), pl.col("run").unique(),
-        pl.col("signal").unique())
+        pl.col("signal").unique()).sort("unit")  # a fixed order: resampling and pooled draws go by position
     wide_all = (pts.pivot(on="signal", index=["unit", "x"], values="value", aggregate_function="last")
                 .join(pts.group_by("unit", "x").agg(pl.col("outcome").last().alias("__outcome")), on=["unit", "x"])
                 .sort("unit", "x"))
