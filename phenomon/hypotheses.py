@@ -225,7 +225,7 @@ def check(root: Path, h: Hypothesis) -> tuple[str, str]:
     name = f"signal/{h.signal}"
     if pts.height == 0 or pts.filter(pl.col("signal").str.starts_with(name)).height == 0:
         return "not enough runs", f"{name} is not logged by the {len(runs)} run(s) made after registration"
-    table = scorecard.aggregate(scorecard.per_unit(pts))
+    table = scorecard.score(runs, pts=pts)
     rows = table.filter((pl.col("signal") == name) & (pl.col("phenomenon") == h.phenomenon))
     if rows.height == 0:
         return "not enough runs", f"{name} has no points with the outcome in these runs"

@@ -41,12 +41,15 @@ def write_report(root: Path, group: str | None, out: Path) -> list[Path]:
     written = []
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 
+    # the scorecard's points, read once: the sweep and round figures and the scorecard below both use them
+    pts = scorecard.series(runs, problems)
+
     # 1. the phenomenon curves, toggles overlaid, seeds as mean and band
     for ph in sorted({r.phenomenon for r in runs}):
         axis = scorecard.unit_of(ph).x_axis
         if not isinstance(axis, Step):  # a sweep or pruning rounds: plot against that axis, from the scorecard's points
-            pts = scorecard.series([r for r in runs if r.phenomenon == ph], problems)
-            written += _axis_figures(ph, axis, pts, [r for r in runs if r.phenomenon == ph], out, colors, plt)
+            written += _axis_figures(ph, axis, pts.filter(pl.col("phenomenon") == ph),
+                                     [r for r in runs if r.phenomenon == ph], out, colors, plt)
             continue
         # this phenomenon's configurations, each with its colour (the same in both figures)
         mine = [(colors[i % len(colors)], label, fs)
@@ -116,7 +119,7 @@ def write_report(root: Path, group: str | None, out: Path) -> list[Path]:
             written.append(p)
 
     # 3. the scorecard heat map
-    table = scorecard.aggregate(scorecard.per_unit(scorecard.series(runs, problems))) if runs else pl.DataFrame()
+    table = scorecard.score(runs, problems, pts)
     md = [f"# phenomon report{f' — {group}' if group else ''}", "", "## Runs", "",
           "| run | phenomenon | toggles | seed | status | verdict |", "|---|---|---|---|---|---|"]
     for r in runs:

@@ -55,12 +55,17 @@ def test_score_json_has_booleans_and_intervals(planted, capsys):
 
 
 def test_report_writes_per_phenomenon_figures_and_markdown(planted, tmp_path, capsys):
+    for seed in range(3):  # the report's scorecard reads each run's invariance check, as `phenomon score` does
+        (planted / f"base{seed}" / "invariance.json").write_text(json.dumps(
+            {"function_preserved": True, "signals": {"signal/cause": {"rel_change": 0.0, "invariant": True}}}))
     out = tmp_path / "report"
     assert main(["report", "--out", str(out), "--runs", str(planted)]) == 0
     names = {p.name for p in out.iterdir()}
     assert {"grokking_curves.png", "grokking_scorecard.png", "report.md"} <= names
     md = (out / "report.md").read_text()
     assert "## Scorecard — grokking" in md and "| signal/proxy | 3 |" in md
+    cause = next(line for line in md.splitlines() if line.startswith("| signal/cause | 3 |"))
+    assert cause.endswith("| yes | yes |"), "invariant, explains"
     assert "adds nothing beyond the norm" in md and "## Group verdicts" in md
     assert (out / "grokking_scorecard.png").read_bytes()[:4] == b"\x89PNG"
     assert main(["report", "nogroup", "--out", str(out), "--runs", str(planted)]) == 2

@@ -28,12 +28,18 @@ from phenomon.scorecard.points import BUCKETS, Unit, series, unit_of
 from phenomon.scorecard.table import aggregate, read_invariance
 from phenomon.scorecard.units import per_unit
 
-__all__ = ["BUCKETS", "Unit", "aggregate", "per_unit", "read_invariance", "scorecard", "series", "unit_of"]
+__all__ = ["BUCKETS", "Unit", "aggregate", "per_unit", "read_invariance", "score", "scorecard", "series", "unit_of"]
+
+
+def score(runs: list[store.RunInfo], problems: list[str] | None = None,
+          pts: pl.DataFrame | None = None) -> pl.DataFrame:
+    """The table for `runs` (their points, if already read, as `pts`), invariance included."""
+    pts = series(runs, problems) if pts is None else pts
+    if pts.height == 0:
+        return pl.DataFrame()
+    return aggregate(per_unit(pts), read_invariance({r.id: r.dir for r in runs}))
 
 
 def scorecard(root: Path | str, problems: list[str] | None = None) -> pl.DataFrame:
     runs = [r for r in store.list_runs(Path(root)) if r.state in ("finished", "running", "killed", "dead")]
-    pts = series(runs, problems)
-    if pts.height == 0:
-        return pl.DataFrame()
-    return aggregate(per_unit(pts), read_invariance({r.id: r.dir for r in runs}))
+    return score(runs, problems)
