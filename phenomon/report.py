@@ -335,7 +335,7 @@ def _group_verdicts(root: Path, runs: list, problems: list[str]) -> list[str]:
 
 
 def scorecard_markdown(t: pl.DataFrame) -> str:
-    from phenomon.scorecard.render import _ci
+    from phenomon.scorecard.render import ci_cell as _ci
 
     lines = ["| signal | n | Δ-ρ [95%] | q | vs null | partial ρ given norm | partial ρ given step | onset lead | "
              "LOO R² @25% (norm) | intervention | invariant | explains |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]

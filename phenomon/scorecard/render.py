@@ -7,6 +7,7 @@ import math
 import polars as pl
 
 from phenomon import catalog
+from phenomon.store.text import fmt_value
 
 LEGEND = ("Δ-ρ: Spearman ρ of the signal's changes with the outcome's (best lag within ±10% of the run), mean over "
           "units where the outcome moves, [95% bootstrap interval over units]; q: surrogate-null p, "
@@ -18,15 +19,19 @@ LEGEND = ("Δ-ρ: Spearman ρ of the signal's changes with the outcome's (best l
           "rescaling; n/a: undefined (the reason is in --json)")
 
 
-def _f(v, fmt: str = "{:+.2f}") -> str:
-    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else fmt.format(v)
-
-
-def _ci(r: dict, key: str) -> str:
+def ci_text(r: dict, key: str, *, compact: bool = False) -> str | None:
+    """`key`'s estimate with its interval ("+0.56 [+0.22,+0.90]"); `compact` drops the interval's leading zeros
+    (the monitor's columns); None when the estimate is undefined."""
     v, lo, hi = r.get(key), r.get(f"{key}_lo"), r.get(f"{key}_hi")
     if v is None:
-        return "n/a"
-    return f"{v:+.2f}" + (f" [{lo:+.2f},{hi:+.2f}]" if lo is not None else "")
+        return None
+    c = (lambda x: f"{x:+.2f}".replace("0.", ".", 1)) if compact else (lambda x: f"{x:+.2f}")  # noqa: E731
+    return f"{v:+.2f}" + (f" [{c(lo)},{c(hi)}]" if lo is not None else "")
+
+
+def ci_cell(r: dict, key: str) -> str:
+    """A table cell: the estimate with its interval, or "n/a"."""
+    return ci_text(r, key) or "n/a"
 
 
 def _yn(v) -> str:
@@ -38,9 +43,10 @@ def text_rows(table: pl.DataFrame) -> list[str]:
              "INVAR", "EXPLAINS")]
     for r in table.filter(pl.col("phenomenon") != "(all)").iter_rows(named=True):
         iv = f"{r['iv_agree']}/{r['iv_pairs']}" if r.get("iv_pairs") else "–"
-        r2 = _f(r.get("r2_25"), "{:.2f}") + (f" ({r['r2_25_norm']:.2f})" if r.get("r2_25_norm") is not None else "")
-        rows.append((r["signal"], r["phenomenon"], str(r["n_units"]), _ci(r, "tracking"), _f(r["q"], "{:.3f}"),
-                     _ci(r, "null_margin"), _ci(r, "partial_norm"), _ci(r, "partial_step"), _ci(r, "lead"), r2, iv,
+        r2 = fmt_value(r.get("r2_25"), "{:.2f}") + (f" ({r['r2_25_norm']:.2f})" if r.get("r2_25_norm") is not None else "")
+        rows.append((r["signal"], r["phenomenon"], str(r["n_units"]), ci_cell(r, "tracking"),
+                     fmt_value(r["q"], "{:.3f}"), ci_cell(r, "null_margin"), ci_cell(r, "partial_norm"),
+                     ci_cell(r, "partial_step"), ci_cell(r, "lead"), r2, iv,
                      _yn(r.get("invariant")), _yn(r.get("explains"))))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     out = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]

@@ -19,7 +19,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual.worker import get_current_worker
 
-from phenomon import hypotheses, scorecard
+from phenomon import hypotheses, scorecard, store
+from phenomon.scorecard.render import ci_text
 from phenomon.catalog import MAIN_SIGNALS
 from phenomon.tui.messages import Snapshot
 
@@ -88,17 +89,13 @@ def visible(table: pl.DataFrame, phenomenon: str, show_all: bool) -> pl.DataFram
 
 
 def _num(v: float | None, fmt: str = "{:+.2f}", style: str = "") -> Text:
-    return Text("–", style="dim") if v is None or v != v else Text(fmt.format(v), style=style)
+    text = store.fmt_value(v, fmt)
+    return Text(text, style="dim") if text == store.MISSING else Text(text, style=style)
 
 
 def _ci(r: dict, key: str, style: str = "") -> Text:
-    v, lo, hi = r.get(key), r.get(f"{key}_lo"), r.get(f"{key}_hi")
-    if v is None:
-        return Text("–", style="dim")
-    def c(x: float) -> str:  # -0.93 -> -.93: intervals in few columns
-        return f"{x:+.2f}".replace("0.", ".", 1)
-
-    return Text(f"{v:+.2f}" + (f" [{c(lo)},{c(hi)}]" if lo is not None else ""), style=style)
+    text = ci_text(r, key, compact=True)
+    return Text("–", style="dim") if text is None else Text(text, style=style)
 
 
 def row_cells(r: dict) -> tuple:
