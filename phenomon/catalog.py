@@ -28,9 +28,11 @@ def is_scored(name: str) -> bool:
     return (name.startswith("signal/") and "@" not in name) or name in NULLS
 
 
+_MAIN_BASES = frozenset(m.split("/")[1] for m in MAIN_SIGNALS if m.startswith("signal/"))
+
+
 def shown_by_default(name: str) -> bool:
     """Main rows, the nulls, and signals of other people's code; hidden: the variants of our own signals."""
     if name in MAIN_SIGNALS:
         return True
-    bases = {m.split("/")[1] for m in MAIN_SIGNALS if m.startswith("signal/")}
-    return not (name.startswith("signal/") and name.split("/")[1] in bases)
+    return not (name.startswith("signal/") and name.split("/")[1] in _MAIN_BASES)
