@@ -55,31 +55,37 @@ def _prediction(units: pl.DataFrame, sig_rows: dict[tuple, list[dict]]) -> dict[
     comparison groups of ≥ 4 units; the same for the weight norm and the nulls as predictors. Step and round axes (a
     sweep's points are different models: nothing in them is "early")."""
     out: dict[tuple, dict] = {}
+    baselines: dict[tuple, float | None] = {}  # a reference predictor's R² over one set of units, computed once
+
+    def r2_of(by_unit: dict[str, dict], rs: list[dict], key: str) -> float | None:
+        x = [by_unit[r["unit"]][key] if r["unit"] in by_unit else None for r in rs]
+        return S.loo_r2(np.array([np.nan if v is None else v for v in x], float),
+                        np.array([np.nan if r["summary"] is None else r["summary"] for r in rs], float))
+
     for (sig, ph), rows in sig_rows.items():
         res: dict = {}
+        by_group: dict[str, list[dict]] = {}
+        if isinstance(parse_axis(rows[0]["axis"]), (Step, RoundMetric)):  # one axis per phenomenon
+            for r in rows:
+                by_group.setdefault(r["group"], []).append(r)
         for f in EARLY:
             key = f"at{int(f * 100)}"
             r2s, ns, ref = [], 0, {}
-            by_group: dict[str, list[dict]] = {}
-            for r in rows:
-                if isinstance(parse_axis(r["axis"]), (Step, RoundMetric)):
-                    by_group.setdefault(r["group"], []).append(r)
             for g, rs in by_group.items():
                 if len(rs) < 4:
                     continue
-                r2 = S.loo_r2(np.array([r[key] if r[key] is not None else np.nan for r in rs], float),
-                              np.array([r["summary"] if r["summary"] is not None else np.nan for r in rs], float))
+                r2 = r2_of({r["unit"]: r for r in rs}, rs, key)
                 if r2 is None:
                     continue
                 r2s.append(r2)
                 ns += len(rs)
                 for base in (catalog.BASELINE, *catalog.NULLS):
-                    brs = {r["unit"]: r for r in sig_rows.get((base, ph), []) if r["group"] == g}
-                    b = S.loo_r2(np.array([brs[r["unit"]][key] if r["unit"] in brs and brs[r["unit"]][key] is not None
-                                           else np.nan for r in rs], float),
-                                 np.array([r["summary"] if r["summary"] is not None else np.nan for r in rs], float))
-                    if b is not None:
-                        ref.setdefault(base, []).append(b)
+                    memo = (base, ph, g, key, tuple(r["unit"] for r in rs))
+                    if memo not in baselines:
+                        baselines[memo] = r2_of({r["unit"]: r for r in sig_rows.get((base, ph), []) if r["group"] == g},
+                                                rs, key)
+                    if baselines[memo] is not None:
+                        ref.setdefault(base, []).append(baselines[memo])
             res[f"r2_{int(f * 100)}"] = float(np.mean(r2s)) if r2s else None
             res[f"r2_{int(f * 100)}_norm"] = float(np.mean(ref[catalog.BASELINE])) if ref.get(catalog.BASELINE) else None
             nulls = [float(np.mean(ref[n])) for n in catalog.NULLS if ref.get(n)]
@@ -93,8 +99,8 @@ def _intervention(rows: list[dict]) -> dict:
     """(baseline, toggled) pairs of one group and seed whose effect (the unit summary) moved by at least half the
     phenomenon's `moves`: does the signal's mean move the way its level association with the outcome predicts?"""
     base = {(r["group"], r["seed"]): r for r in rows if r["toggles"] == ""}
-    direction = np.median(_vals([r for r in rows if r["toggles"] == ""], "rho_level")) \
-        if len(_vals([r for r in rows if r["toggles"] == ""], "rho_level")) else None
+    levels = _vals([r for r in rows if r["toggles"] == ""], "rho_level")
+    direction = np.median(levels) if len(levels) else None
     k = n = 0
     for r in rows:
         b = base.get((r["group"], r["seed"]))
