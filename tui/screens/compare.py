@@ -137,12 +137,11 @@ class CompareScreen(Screen):
                 pass
         return {r.id: snap.frames[r.id] for r in runs if r.id in snap.frames}, manifests, x_axis
 
-    def signal_names(self, fr, manifests=None) -> list[str]:
+    def signal_names(self, fr, manifests=None, slots: tuple | None = None) -> list[str]:
         """The metric picker's list: the phenomenon's outcome first (when not a main panel), then the model's other
-        metrics, the signals, the nulls, and bookkeeping (epochs, params, timings) last."""
-        names = set()
-        for f in fr.values():
-            names |= set(f)
+        metrics, the signals, the nulls, and bookkeeping (epochs, params, timings) last. `slots`: what the four main
+        panels show, when the caller has it already."""
+        names = set().union(*(set(f) for f in fr.values())) if fr else set()
         outcome = None
         for m in (manifests or {}).values():
             try:
@@ -150,7 +149,7 @@ class CompareScreen(Screen):
             except UsageError:
                 pass
             break
-        shown = set(panel_metrics(names))
+        shown = set(slots if slots is not None else panel_metrics(names))
         rest = sorted(n for n in names if n not in shown and n != "step" and n != outcome)
         late = [n for n in rest if n in BOOKKEEPING or n.startswith("time/")]
         # the model's own metrics before the explanation signals, the nulls after them, bookkeeping last
@@ -168,14 +167,14 @@ class CompareScreen(Screen):
             self._again = True
             return
         snap = self.snapshot
-        signals = self.signal_names(fr, manifests)
+        names = set().union(*(set(f) for f in fr.values())) if fr else set()
+        slots = panel_metrics(names)  # the four panels keep their ids; what each shows follows the runs' metrics
+        signals = self.signal_names(fr, manifests, slots)
         sig = signals[self.signal_index % len(signals)] if signals else None
         self._picked = (self.signal_index % len(signals) + 1, len(signals)) if signals else None
         self.query_one("#chart-signal").display = sig is not None and not self.compact
         width = max(20, self.size.width)
         runs = tuple((rid, snap.rows.get(rid), (snap.run(rid) or None) and snap.run(rid).state) for rid in manifests)
-        names = set().union(*(set(f) for f in fr.values())) if fr else set()
-        slots = panel_metrics(names)  # the four panels keep their ids; what each shows follows the runs' metrics
         for slot, name in zip(PANELS, slots):
             self.query_one(f"#chart-{slot.replace('/', '-')}").display = name is not None and not (
                 self.compact and slot.startswith("train/"))
