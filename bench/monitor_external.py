@@ -44,7 +44,7 @@ import os, sys, time
 sys.path.insert(0, {repo!r})
 from phenomon import store
 d = {d!r}
-m = store.read_manifest(d); m.update(status="running", pid=os.getpid())
+m = store.read_manifest(d); m.update(status="running", pid=os.getpid(), pid_start=store.proc_start(os.getpid()))
 w = store.RunWriter(d, m, background=False)
 step = m["progress"]["step"]
 print("ready", flush=True)

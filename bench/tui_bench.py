@@ -37,7 +37,7 @@ import json, os, sys, time
 sys.path.insert(0, {repo!r})
 from phenomon import store
 d = {d!r}
-m = store.read_manifest(d); m.update(status="running", pid=os.getpid())
+m = store.read_manifest(d); m.update(status="running", pid=os.getpid(), pid_start=store.proc_start(os.getpid()))
 w = store.RunWriter(d, m)
 step = m["progress"]["step"]
 while True:

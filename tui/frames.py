@@ -36,14 +36,69 @@ def _series(label: str, band: pl.DataFrame, x: str, color: int) -> Series:
 BAND_SCHEMA = {"step": pl.Int64, "mean": pl.Float64, "lo": pl.Float64, "hi": pl.Float64, "n": pl.UInt32}
 
 
+@dataclass(frozen=True)
+class Grid:
+    """Fixed thinning bins on the step axis: 2^k bins per decade (log x) or 2^k steps wide (linear x).
+
+    Fixed, not fitted to the data's range, so a bin whose rows are all final stays thinned while a run grows: a
+    chart then rasterises ~4 points per bin however many rows a run has. Bins are finer than the chart's pixel
+    columns (`for_width`), so what is drawn is what the rows say, spikes included."""
+
+    log: bool
+    per: float  # log: bins per decade; linear: steps per bin
+
+    @classmethod
+    def for_width(cls, columns: int, log_x: bool, last_step: float) -> "Grid":
+        """Bins for a chart `columns` wide: log, ≥ `columns` per decade (≥ 2 per braille pixel over the ~4 decades
+        of a long run); linear, ≥ 2 per braille pixel over steps 0..`last_step` (coarser as the run doubles)."""
+        if log_x:
+            return cls(True, float(2 ** math.ceil(math.log2(max(16, columns)))))
+        return cls(False, float(2 ** math.floor(math.log2(max(1.0, last_step / (4 * max(16, columns)))))))
+
+    def bins(self, step: np.ndarray) -> np.ndarray:
+        s = np.maximum(step.astype(float), 1.0)
+        return np.floor(np.log10(s) * self.per if self.log else s / self.per).astype(np.int64)
+
+
+def thin(band: pl.DataFrame, grid: Grid | None) -> tuple[pl.DataFrame, np.ndarray]:
+    """(step, mean, lo, hi, n) rows kept per bin of `grid`: the first, last, lowest and highest mean (spikes and
+    ends stay); the band of a kept row is its bin's envelope over the rows pooled from ≥ 2 seeds. Also returns the
+    bin of each kept row. Without a grid every row is kept."""
+    step = band["step"].to_numpy()
+    if grid is None or band.height == 0:
+        return band, step
+    b = grid.bins(step)
+    starts = np.flatnonzero(np.r_[True, b[1:] != b[:-1]])
+    if len(starts) * 4 >= band.height:  # few rows per bin: all kept (exact)
+        return band, b
+    mean, lo, hi, n = (band[c].to_numpy() for c in ("mean", "lo", "hi", "n"))
+    ends = np.r_[starts[1:], band.height] - 1
+    low = np.lexsort((np.nan_to_num(mean, nan=np.inf), b))[starts]  # rows arrive sorted by step, so by bin
+    high = np.lexsort((-np.nan_to_num(mean, nan=-np.inf), b))[starts]
+    keep = np.unique(np.concatenate([starts, ends, low, high]))
+    multi = n > 1
+    env_lo = np.fmin.reduceat(np.where(multi, lo, np.nan), starts)
+    env_hi = np.fmax.reduceat(np.where(multi, hi, np.nan), starts)
+    at = np.searchsorted(starts, keep, side="right") - 1
+    mk = multi[keep]
+    out = pl.DataFrame({"step": step[keep], "mean": mean[keep], "lo": np.where(mk, env_lo[at], lo[keep]),
+                        "hi": np.where(mk, env_hi[at], hi[keep]), "n": n[keep]}, schema=BAND_SCHEMA)
+    return out, b[keep]
+
+
 @dataclass
 class Pool:
-    """One configuration's pooled curve of one metric, kept between refreshes: rows up to `done` are final."""
+    """One configuration's pooled curve of one metric, kept between refreshes: rows up to `done` are final.
+
+    `head`: the thinned rows of the bins that lie wholly at or below `done` (never thinned again); `rest`: the
+    pooled rows up to `done` in later bins, at full resolution (at most one bin's worth)."""
 
     done: float = -math.inf  # every run of the configuration has passed this step (live ones) or ended
     head: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=BAND_SCHEMA))
+    rest: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=BAND_SCHEMA))
     ema: dict[str, float] = field(default_factory=dict)  # each run's smoothed value at its last row up to `done`
     heights: dict[str, int] = field(default_factory=dict)
+    ended: frozenset[str] = frozenset()  # runs that were not live: rows of theirs after this are a reason to start over
 
 
 def _smoothed_tail(f: pl.DataFrame, after: float, alpha: float, prev: float | None) -> pl.DataFrame:
@@ -58,15 +113,18 @@ def _smoothed_tail(f: pl.DataFrame, after: float, alpha: float, prev: float | No
     return t.slice(1) if prev is not None else t
 
 
-def pooled(runs: dict[str, pl.DataFrame], live: set[str], alpha: float, pool: Pool | None = None
-           ) -> tuple[pl.DataFrame, Pool]:
-    """`store.seeds_over_steps` without thinning, incrementally: with the `pool` of the last refresh, only rows
-    after the step every live run has passed are read again, so a streamed row costs the same at 1k or 100k rows.
+def pooled(runs: dict[str, pl.DataFrame], live: set[str], alpha: float, pool: Pool | None = None,
+           grid: Grid | None = None) -> tuple[pl.DataFrame, Pool]:
+    """`store.seeds_over_steps` incrementally and thinned on a fixed `grid`: with the `pool` of the last refresh,
+    only rows after the step every live run has passed are pooled and thinned again, so a streamed row costs the
+    same at 1k or 100k rows, and the curve holds ~4 points per bin, not one per row.
 
-    Returns (step, mean, lo, hi, n) and the pool for the next call (the chart rasterises every point: spikes stay).
+    Returns (step, mean, lo, hi, n) and the pool for the next call.
     """
-    if pool is None or any(runs[r].height < h for r, h in pool.heights.items() if r in runs):
-        pool = Pool()  # first call, or rows went missing (a run directory rewritten): start over
+    if pool is None or pool.done == math.inf or any(
+            runs[r].height < h or (r in pool.ended and runs[r].height != h)
+            for r, h in pool.heights.items() if r in runs):
+        pool = Pool()  # first call, or rows went missing, or a run that had ended grew: start over
     tails = {rid: _smoothed_tail(f, pool.done, alpha, pool.ema.get(rid)) for rid, f in runs.items()}
     parts = [t for t in tails.values() if t.height]
     if not parts:
@@ -75,8 +133,10 @@ def pooled(runs: dict[str, pl.DataFrame], live: set[str], alpha: float, pool: Po
         v = pl.col("value")
         tail = parts[0].select("step", v.alias("mean"), v.alias("lo"), v.alias("hi"), pl.lit(1, pl.UInt32).alias("n"))
     else:
-        tail = store.mean_band(pl.concat(parts), "step").collect()
-    full = pl.concat([pool.head, tail.cast(BAND_SCHEMA)], rechunk=True)
+        tail = store.mean_band(pl.concat(parts), "step").collect(engine="in-memory")
+    cur = pl.concat([pool.rest, tail.cast(BAND_SCHEMA)], rechunk=True)  # every row of the bins not yet final
+    thinned, bins = thin(cur, grid)
+    full = pl.concat([pool.head, thinned], rechunk=True)
     lasts = [f["step"][-1] if f.height else -math.inf for rid, f in runs.items() if rid in live]
     done = max(pool.done, min(lasts)) if lasts else math.inf
     ema = dict(pool.ema)
@@ -85,8 +145,15 @@ def pooled(runs: dict[str, pl.DataFrame], live: set[str], alpha: float, pool: Po
             upto = t.filter(pl.col("step") <= done) if done < math.inf else t
             if upto.height:
                 ema[rid] = upto["value"][-1]
-    head = (full if done == math.inf else full.filter(pl.col("step") <= done)).rechunk()
-    return full, Pool(done, head, ema, {rid: f.height for rid, f in runs.items()})
+    if done == math.inf:
+        head, rest = full, pl.DataFrame(schema=BAND_SCHEMA)
+    else:  # bins below the one holding `done` can get no more rows
+        cut = int(grid.bins(np.array([done]))[0]) if grid is not None else math.floor(done) + 1
+        head = pl.concat([pool.head, thinned.filter(pl.Series(bins < cut))], rechunk=True)
+        cb = grid.bins(cur["step"].to_numpy()) if grid is not None else cur["step"].to_numpy()
+        rest = cur.filter(pl.Series(cb >= cut) & (pl.col("step") <= done))
+    return full, Pool(done, head, rest, ema, {rid: f.height for rid, f in runs.items()},
+                      frozenset(runs) - live)
 
 
 def config_labels(manifests: dict[str, dict]) -> dict[str, str]:
@@ -122,8 +189,8 @@ def step_series(frames: store.queries.RunFrames, manifests: dict[str, dict], met
     `states` (run id -> running / finished / killed / dead ...) marks configurations with runs that ended early and
     says which runs still grow; with a `cache` dict each configuration's pool is kept, so a refresh reads only the
     rows after the step every live run has passed, and (with `rows`, run id -> rows read) a configuration whose
-    runs got no new rows is not recomputed at all. `buckets` and `log_x` are kept for callers; the chart
-    rasterises every point.
+    runs got no new rows is not recomputed at all. Curves are thinned on a `Grid` for a chart `buckets` columns
+    wide on a log (`log_x`) or linear step axis.
     """
     states = states if states is not None else {r: m.get("status", "") for r, m in manifests.items()}
     labels = config_labels(manifests)
@@ -138,9 +205,16 @@ def step_series(frames: store.queries.RunFrames, manifests: dict[str, dict], met
         runs_in = {r: f for r, f in runs_in.items() if f.height > f["value"].null_count()}
         series = None
         if runs_in:
-            pkey = ("pool", tuple(runs_in), metric, alpha)
-            live = {r for r in runs_in if states.get(r) == "running"}
-            band, pool = pooled(runs_in, live, alpha, cache.get(pkey) if cache is not None else None)
+            end = max(float(f["step"][-1]) for f in runs_in.values() if f.height)
+            grid = Grid.for_width(buckets, log_x, end)
+            pkey = ("pool", tuple(runs_in), metric, alpha, grid)
+            if cache is not None:  # one pool per configuration, metric and smoothing: a superseded grid is dropped
+                where = ("pool of", tuple(rids), metric, alpha)
+                if cache.get(where, pkey) != pkey:
+                    cache.pop(cache[where], None)
+                cache[where] = pkey
+            live = {r for r in runs_in if states.get(r) in ("running", "skew")}
+            band, pool = pooled(runs_in, live, alpha, cache.get(pkey) if cache is not None else None, grid)
             if cache is not None:
                 cache[pkey] = pool
             ended = sorted({states.get(r) for r in rids} & set(ENDED_EARLY))

@@ -205,7 +205,8 @@ class CompareScreen(Screen):
         self._deferred = None
         self._update()
 
-    @work(thread=True, group="series", exit_on_error=False)
+    # a description: without one Textual writes repr() of every argument, here every run's frames, on each call
+    @work(thread=True, group="series", exit_on_error=False, description="compare panels")
     def _compute(self, progressive, jobs, fr, manifests, x_axis, alpha, width, log_x, rows, states) -> None:
         """Polars off the UI thread: a key is acknowledged (status line) at once, the panels follow. Each panel
         applied alone redraws every chart (the shared x range moves), so streamed rows are applied all at once."""
