@@ -25,12 +25,13 @@ class Series:
     color: int = 0  # index into the chart palette
 
 
-def _series(label: str, band: pl.DataFrame, x: str, color: int) -> Series:
-    """A band is drawn only where at least two seeds have a value: one seed's own value is no spread."""
-    two = band["n"].to_numpy() > 1
-    lo = np.where(two, band["lo"].to_numpy(), np.nan) if two.any() else None
-    hi = np.where(two, band["hi"].to_numpy(), np.nan) if two.any() else None
-    return Series(label, band[x].to_numpy().astype(float), band["mean"].to_numpy(), lo, hi, color)
+def _series(label: str, band, x: str, color: int) -> Series:
+    """A band is drawn only where at least two seeds have a value: one seed's own value is no spread. `band`: a
+    frame or a dict of arrays with the columns x, mean, lo, hi, n."""
+    two = np.asarray(band["n"]) > 1
+    lo = np.where(two, np.asarray(band["lo"]), np.nan) if two.any() else None
+    hi = np.where(two, np.asarray(band["hi"]), np.nan) if two.any() else None
+    return Series(label, np.asarray(band[x]).astype(float), np.asarray(band["mean"]), lo, hi, color)
 
 
 BAND_SCHEMA = {"step": pl.Int64, "mean": pl.Float64, "lo": pl.Float64, "hi": pl.Float64, "n": pl.UInt32}
@@ -60,19 +61,35 @@ class Grid:
         return np.floor(np.log10(s) * self.per if self.log else s / self.per).astype(np.int64)
 
 
-def thin(band: pl.DataFrame, grid: Grid | None) -> tuple[pl.DataFrame, np.ndarray]:
-    """(step, mean, lo, hi, n) rows kept per bin of `grid`: the first, last, lowest and highest mean (spikes and
-    ends stay); the band of a kept row is its bin's envelope over the rows pooled from ≥ 2 seeds. Also returns the
-    bin of each kept row. Without a grid every row is kept."""
-    step = band["step"].to_numpy()
-    if grid is None or band.height == 0:
+Band = dict  # column -> numpy array: step (int64), mean, lo, hi (float64), n (uint32), rows in step order
+_DTYPES = {"step": np.int64, "mean": np.float64, "lo": np.float64, "hi": np.float64, "n": np.uint32}
+
+
+def _empty() -> Band:
+    return {c: np.empty(0, dtype=t) for c, t in _DTYPES.items()}
+
+
+def _cat(*parts: Band) -> Band:
+    return {c: np.concatenate([p[c] for p in parts]) for c in _DTYPES}
+
+
+def _take(band: Band, idx) -> Band:
+    return {c: v[idx] for c, v in band.items()}
+
+
+def thin(band: Band, grid: Grid | None) -> tuple[Band, np.ndarray]:
+    """Rows kept per bin of `grid`: the first, last, lowest and highest mean (spikes and ends stay); the band of a
+    kept row is its bin's envelope over the rows pooled from ≥ 2 seeds. Also returns the bin of each kept row.
+    Without a grid (or with ≤ 4 rows per bin) every row is kept."""
+    step = band["step"]
+    if grid is None or len(step) == 0:
         return band, step
     b = grid.bins(step)
     starts = np.flatnonzero(np.r_[True, b[1:] != b[:-1]])
-    if len(starts) * 4 >= band.height:  # few rows per bin: all kept (exact)
+    if len(starts) * 4 >= len(step):
         return band, b
-    mean, lo, hi, n = (band[c].to_numpy() for c in ("mean", "lo", "hi", "n"))
-    ends = np.r_[starts[1:], band.height] - 1
+    mean, lo, hi, n = band["mean"], band["lo"], band["hi"], band["n"]
+    ends = np.r_[starts[1:], len(step)] - 1
     low = np.lexsort((np.nan_to_num(mean, nan=np.inf), b))[starts]  # rows arrive sorted by step, so by bin
     high = np.lexsort((-np.nan_to_num(mean, nan=-np.inf), b))[starts]
     keep = np.unique(np.concatenate([starts, ends, low, high]))
@@ -81,8 +98,8 @@ def thin(band: pl.DataFrame, grid: Grid | None) -> tuple[pl.DataFrame, np.ndarra
     env_hi = np.fmax.reduceat(np.where(multi, hi, np.nan), starts)
     at = np.searchsorted(starts, keep, side="right") - 1
     mk = multi[keep]
-    out = pl.DataFrame({"step": step[keep], "mean": mean[keep], "lo": np.where(mk, env_lo[at], lo[keep]),
-                        "hi": np.where(mk, env_hi[at], hi[keep]), "n": n[keep]}, schema=BAND_SCHEMA)
+    out = _take(band, keep)
+    out["lo"], out["hi"] = np.where(mk, env_lo[at], lo[keep]), np.where(mk, env_hi[at], hi[keep])
     return out, b[keep]
 
 
@@ -90,70 +107,91 @@ def thin(band: pl.DataFrame, grid: Grid | None) -> tuple[pl.DataFrame, np.ndarra
 class Pool:
     """One configuration's pooled curve of one metric, kept between refreshes: rows up to `done` are final.
 
-    `head`: the thinned rows of the bins that lie wholly at or below `done` (never thinned again); `rest`: the
+    `final`: the thinned rows of the bins that lie wholly at or below `done` (never thinned again); `rest`: the
     pooled rows up to `done` in later bins, at full resolution (at most one bin's worth)."""
 
     done: float = -math.inf  # every run of the configuration has passed this step (live ones) or ended
-    head: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=BAND_SCHEMA))
-    rest: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=BAND_SCHEMA))
+    final: Band = field(default_factory=_empty)
+    rest: Band = field(default_factory=_empty)
     ema: dict[str, float] = field(default_factory=dict)  # each run's smoothed value at its last row up to `done`
     heights: dict[str, int] = field(default_factory=dict)
     ended: frozenset[str] = frozenset()  # runs that were not live: rows of theirs after this are a reason to start over
 
+    @property
+    def head(self) -> pl.DataFrame:
+        return pl.DataFrame(self.final, schema=BAND_SCHEMA)
 
-def _smoothed_tail(f: pl.DataFrame, after: float, alpha: float, prev: float | None) -> pl.DataFrame:
-    """(step, value) of one run after step `after`, its EMA continued from `prev` (its value at `after`)."""
+
+def _smoothed_tail(f: pl.DataFrame, after: float, alpha: float, prev: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, values) of one run after step `after`, nulls left out, its EMA continued from `prev` (its value at
+    `after`)."""
     i = 0 if after == -math.inf else f["step"].search_sorted(int(after), side="right")
-    t = f.slice(i).select("step", "value").drop_nulls("value")
-    if alpha <= 0 or t.height == 0:
-        return t
-    if prev is not None:  # adjust=False EMA: a first row equal to the state continues it exactly
-        t = pl.concat([pl.DataFrame({"step": [int(after)], "value": [prev]}, schema=t.schema), t])
-    t = t.select("step", store.ema("value", alpha))
-    return t.slice(1) if prev is not None else t
+    t = f.slice(i)
+    step, value = t["step"].to_numpy(), t["value"].to_numpy()  # a null value reads as NaN (the writer stores no NaN)
+    ok = ~np.isnan(value)
+    step, value = step[ok], value[ok]
+    if alpha <= 0 or len(value) == 0:
+        return step, value
+    # adjust=False EMA continued from the state: a first value equal to it continues it exactly
+    sm = pl.Series(np.r_[prev, value] if prev is not None else value).ewm_mean(alpha=1.0 - alpha, adjust=False)
+    return step, sm.to_numpy()[1:] if prev is not None else sm.to_numpy()
 
 
-def pooled(runs: dict[str, pl.DataFrame], live: set[str], alpha: float, pool: Pool | None = None,
-           grid: Grid | None = None) -> tuple[pl.DataFrame, Pool]:
+def _mean_band(parts: list[tuple[np.ndarray, np.ndarray]]) -> Band:
+    """`store.mean_band` of (step, value) parts, in numpy: these small per-refresh pools cost ~20 polars calls."""
+    if len(parts) == 1:
+        s, v = parts[0]
+        return {"step": s, "mean": v, "lo": v, "hi": v, "n": np.ones(len(s), dtype=np.uint32)}
+    s = np.concatenate([p[0] for p in parts])
+    v = np.concatenate([p[1] for p in parts])
+    o = np.argsort(s, kind="stable")
+    s, v = s[o], v[o]
+    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
+    n = np.diff(np.r_[starts, len(s)])
+    return {"step": s[starts], "mean": np.add.reduceat(v, starts) / n, "lo": np.minimum.reduceat(v, starts),
+            "hi": np.maximum.reduceat(v, starts), "n": n.astype(np.uint32)}
+
+
+def pool_band(runs: dict[str, pl.DataFrame], live: set[str], alpha: float, pool: Pool | None = None,
+              grid: Grid | None = None) -> tuple[Band, Pool]:
     """`store.seeds_over_steps` incrementally and thinned on a fixed `grid`: with the `pool` of the last refresh,
     only rows after the step every live run has passed are pooled and thinned again, so a streamed row costs the
-    same at 1k or 100k rows, and the curve holds ~4 points per bin, not one per row.
+    same at 1k or 100k rows, and the curve holds ~4 points per bin, not one per row. Numpy throughout.
 
-    Returns (step, mean, lo, hi, n) and the pool for the next call.
+    Returns the curve (step, mean, lo, hi, n) and the pool for the next call.
     """
     if pool is None or pool.done == math.inf or any(
             runs[r].height < h or (r in pool.ended and runs[r].height != h)
             for r, h in pool.heights.items() if r in runs):
         pool = Pool()  # first call, or rows went missing, or a run that had ended grew: start over
     tails = {rid: _smoothed_tail(f, pool.done, alpha, pool.ema.get(rid)) for rid, f in runs.items()}
-    parts = [t for t in tails.values() if t.height]
-    if not parts:
-        tail = pl.DataFrame(schema=BAND_SCHEMA)
-    elif len(runs) == 1:
-        v = pl.col("value")
-        tail = parts[0].select("step", v.alias("mean"), v.alias("lo"), v.alias("hi"), pl.lit(1, pl.UInt32).alias("n"))
-    else:
-        tail = store.mean_band(pl.concat(parts), "step").collect(engine="in-memory")
-    cur = pl.concat([pool.rest, tail.cast(BAND_SCHEMA)], rechunk=True)  # every row of the bins not yet final
+    parts = [t for t in tails.values() if len(t[0])]
+    cur = _cat(pool.rest, _mean_band(parts)) if parts else pool.rest  # every row of the bins not yet final
     thinned, bins = thin(cur, grid)
-    full = pl.concat([pool.head, thinned], rechunk=True)
+    full = _cat(pool.final, thinned)
     lasts = [f["step"][-1] if f.height else -math.inf for rid, f in runs.items() if rid in live]
     done = max(pool.done, min(lasts)) if lasts else math.inf
     ema = dict(pool.ema)
     if alpha > 0:
-        for rid, t in tails.items():
-            upto = t.filter(pl.col("step") <= done) if done < math.inf else t
-            if upto.height:
-                ema[rid] = upto["value"][-1]
+        for rid, (s, v) in tails.items():
+            upto = v[s <= done]
+            if len(upto):
+                ema[rid] = float(upto[-1])
     if done == math.inf:
-        head, rest = full, pl.DataFrame(schema=BAND_SCHEMA)
+        final, rest = full, _empty()
     else:  # bins below the one holding `done` can get no more rows
         cut = int(grid.bins(np.array([done]))[0]) if grid is not None else math.floor(done) + 1
-        head = pl.concat([pool.head, thinned.filter(pl.Series(bins < cut))], rechunk=True)
-        cb = grid.bins(cur["step"].to_numpy()) if grid is not None else cur["step"].to_numpy()
-        rest = cur.filter(pl.Series(cb >= cut) & (pl.col("step") <= done))
-    return full, Pool(done, head, rest, ema, {rid: f.height for rid, f in runs.items()},
-                      frozenset(runs) - live)
+        final = _cat(pool.final, _take(thinned, bins < cut))
+        cb = grid.bins(cur["step"]) if grid is not None else cur["step"]
+        rest = _take(cur, (cb >= cut) & (cur["step"] <= done))
+    return full, Pool(done, final, rest, ema, {rid: f.height for rid, f in runs.items()}, frozenset(runs) - live)
+
+
+def pooled(runs: dict[str, pl.DataFrame], live: set[str], alpha: float, pool: Pool | None = None,
+           grid: Grid | None = None) -> tuple[pl.DataFrame, Pool]:
+    """`pool_band` as a frame (step, mean, lo, hi, n)."""
+    band, pool = pool_band(runs, live, alpha, pool, grid)
+    return pl.DataFrame(band, schema=BAND_SCHEMA), pool
 
 
 def config_labels(manifests: dict[str, dict]) -> dict[str, str]:
@@ -214,7 +252,7 @@ def step_series(frames: store.queries.RunFrames, manifests: dict[str, dict], met
                     cache.pop(cache[where], None)
                 cache[where] = pkey
             live = {r for r in runs_in if states.get(r) in ("running", "skew")}
-            band, pool = pooled(runs_in, live, alpha, cache.get(pkey) if cache is not None else None, grid)
+            band, pool = pool_band(runs_in, live, alpha, cache.get(pkey) if cache is not None else None, grid)
             if cache is not None:
                 cache[pkey] = pool
             ended = sorted({states.get(r) for r in rids} & set(ENDED_EARLY))

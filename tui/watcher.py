@@ -32,18 +32,20 @@ class StoreWatcher:
         self._frames: dict[str, dict[str, pl.DataFrame]] = {}  # run id -> metric name -> (step, value, round)
         self._seen: dict[str, tuple] = {}
         self._last: Snapshot | None = None
+        self._manifests: dict = {}  # run.json path -> (its stat, the manifest): unchanged ones are not read again
 
     def poll(self) -> Snapshot | None:
         errors: list[str] = []
         try:
             if not self.root.exists():
                 return self._emit(Snapshot(self.root, error=f"runs directory {self.root} does not exist (yet)"))
-            runs = store.list_runs(self.root, errors=errors)
+            runs = store.list_runs(self.root, errors=errors, cache=self._manifests)
         except (OSError, store.StoreError) as e:
             return self._emit(Snapshot(self.root, error=f"cannot read runs directory {self.root}: {e}"))
         changed = False
         for r in runs:
-            reader = self._readers.setdefault(r.id, store.IncrementalReader(r.dir))
+            reader = self._readers.get(r.id) or self._readers.setdefault(
+                r.id, store.IncrementalReader(r.dir, columns=("name", *KEEP)))
             ended = r.state in ("finished", "failed", "killed")
             if ended and reader.offset >= int(r.manifest.get("rows") or 0) and r.id in self._frames:
                 continue  # nothing new can arrive: do not even list its segments
@@ -55,6 +57,9 @@ class StoreWatcher:
             if new.height or r.id not in self._frames:
                 self._frames[r.id] = self._append(self._frames.get(r.id, {}), new)
                 changed = True
+        listed = {r.dir / "run.json" for r in runs}
+        for p in [p for p in self._manifests if p not in listed]:
+            del self._manifests[p]
         for rid in set(self._frames) - {r.id for r in runs}:  # a run directory was removed
             self._frames.pop(rid)
             self._readers.pop(rid, None)
@@ -75,8 +80,15 @@ class StoreWatcher:
     def _append(old: dict[str, pl.DataFrame], new: pl.DataFrame) -> dict[str, pl.DataFrame]:
         """Split new rows by metric once, at ingestion, so a chart never filters a whole run again."""
         out = dict(old)
-        for (name,), part in new.partition_by("name", as_dict=True, maintain_order=True).items():
-            part = part.select(KEEP)
+        if new.height == 0:
+            return out
+        names = new["name"].unique(maintain_order=True)
+        if len(names) == 1:  # a single metric: no partitioning
+            parts = {names[0]: new.select(KEEP)}
+        else:
+            parts = {k[0]: v for k, v in new.partition_by("name", as_dict=True, maintain_order=True,
+                                                          include_key=False).items()}
+        for name, part in parts.items():
             out[name] = part if name not in out else compact(pl.concat([out[name], part], rechunk=False))
         return out
 

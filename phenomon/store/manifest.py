@@ -158,12 +158,19 @@ def check_manifest(m: Any) -> str | None:
     return None
 
 
-def read_manifest(run_dir: Path) -> dict:
-    """The manifest of `run_dir`, checked (`check_manifest`); StoreError "<dir>: unreadable: <reason>" if not."""
+def read_manifest(run_dir: Path, cache: dict | None = None) -> dict:
+    """The manifest of `run_dir`, checked (`check_manifest`); StoreError "<dir>: unreadable: <reason>" if not.
+
+    With a `cache` (a dict the caller keeps between calls), a run.json not replaced since it was last read (same
+    inode, size and mtime: writers replace it by a rename) is not read again: the same checked dict is returned."""
     p = Path(run_dir) / "run.json"
     try:
-        if p.stat().st_size > MANIFEST_MAX_BYTES:
+        st = p.stat()
+        if st.st_size > MANIFEST_MAX_BYTES:
             raise StoreError(f"{run_dir}: unreadable: run.json is over {MANIFEST_MAX_BYTES >> 20} MiB")
+        key = (st.st_ino, st.st_size, st.st_mtime_ns)
+        if cache is not None and (hit := cache.get(p)) is not None and hit[0] == key:
+            return hit[1]
         m = json.loads(p.read_bytes())
     except FileNotFoundError:
         raise StoreError(f"{run_dir}: unreadable: no run.json (not a run directory)") from None
@@ -176,4 +183,6 @@ def read_manifest(run_dir: Path) -> dict:
     why = check_manifest(m)
     if why is not None:
         raise StoreError(f"{run_dir}: unreadable: {why}")
+    if cache is not None:
+        cache[p] = (key, m)
     return m

@@ -90,7 +90,8 @@ class IncrementalReader:
     run_dir: Path
     offset: int = 0
     problems: list[str] = field(default_factory=list)
+    columns: tuple[str, ...] | None = None  # only these columns are read (Parquet skips the others)
 
     def poll(self) -> pl.DataFrame:
-        df, self.offset = read_rows(self.run_dir, self.offset, problems=self.problems)
+        df, self.offset = read_rows(self.run_dir, self.offset, problems=self.problems, columns=self.columns)
         return df

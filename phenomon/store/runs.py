@@ -81,9 +81,9 @@ def _liveness(m: dict, hb_age: float | None) -> tuple[str, str | None]:
     return "running", None
 
 
-def run_info(run_dir: Path) -> RunInfo:
+def run_info(run_dir: Path, cache: dict | None = None) -> RunInfo:
     run_dir = Path(run_dir)
-    m = read_manifest(run_dir)
+    m = read_manifest(run_dir, cache)
     hb_age = None
     try:
         hb = float((run_dir / "heartbeat").read_text()[:64])
@@ -99,8 +99,10 @@ def run_info(run_dir: Path) -> RunInfo:
     return RunInfo(id=m["id"], dir=run_dir, manifest=m, state=state, heartbeat_age=hb_age, note=note)
 
 
-def list_runs(root: Path | None = None, *, errors: list[str] | None = None) -> list[RunInfo]:
-    """Every run under `root`, oldest first. Unreadable directories are reported in `errors` and skipped."""
+def list_runs(root: Path | None = None, *, errors: list[str] | None = None, cache: dict | None = None
+              ) -> list[RunInfo]:
+    """Every run under `root`, oldest first. Unreadable directories are reported in `errors` and skipped. A `cache`
+    kept between calls (a poller's) spares re-reading manifests that were not replaced."""
     root = Path(root) if root is not None else default_root()
     if not root.exists():
         return []
@@ -111,7 +113,7 @@ def list_runs(root: Path | None = None, *, errors: list[str] | None = None) -> l
         if not d.is_dir() or d.name.startswith("."):
             continue
         try:
-            out.append(run_info(d))
+            out.append(run_info(d, cache))
         except StoreError as e:
             if errors is not None:
                 errors.append(str(e))
