@@ -111,7 +111,7 @@ class ShuffledBatches(IterableDataset):
             while True:
                 yield self.x, self.y
         while True:
-            perm = torch.randperm(n, generator=self.g).to(self.x.device)
+            perm = torch.randperm(n, generator=self.g, device="cpu").to(self.x.device)
             for i in range(0, n - self.batch_size + 1, self.batch_size):  # drop the ragged tail
                 idx = perm[i:i + self.batch_size]
                 yield self.x[idx], self.y[idx]
@@ -129,7 +129,7 @@ class EpochBatches(ShuffledBatches):
                 yield self.x.unsqueeze(0), self.y.unsqueeze(0)
         steps = n // self.batch_size
         while True:
-            perm = torch.randperm(n, generator=self.g).to(self.x.device)[: steps * self.batch_size]
+            perm = torch.randperm(n, generator=self.g, device="cpu").to(self.x.device)[: steps * self.batch_size]
             yield (self.x[perm].view(steps, self.batch_size, *self.x.shape[1:]),
                    self.y[perm].view(steps, self.batch_size))
 

@@ -58,9 +58,9 @@ def least_squares_head(feats: torch.Tensor, targets: torch.Tensor, ridge: float 
     X, Y = feats.detach().double().cpu(), targets.double().cpu()  # gelsd (rank-revealing) runs on the CPU
     n, N = X.shape
     if N >= n:
-        w = X.T @ torch.linalg.lstsq(X @ X.T + ridge * torch.eye(n, dtype=X.dtype), Y, driver="gelsd").solution
+        w = X.T @ torch.linalg.lstsq(X @ X.T + ridge * torch.eye(n, dtype=X.dtype, device=X.device), Y, driver="gelsd").solution
     else:
-        w = torch.linalg.lstsq(X.T @ X + ridge * torch.eye(N, dtype=X.dtype), X.T @ Y, driver="gelsd").solution
+        w = torch.linalg.lstsq(X.T @ X + ridge * torch.eye(N, dtype=X.dtype, device=X.device), X.T @ Y, driver="gelsd").solution
     return w.T.to(feats.dtype).to(feats.device)
 
 
@@ -96,7 +96,7 @@ class WidthModule(L.LightningModule):
             err = (logits.argmax(1) != y).float().mean()
             vals = {f"{stage}/loss": loss, f"{stage}/acc": 1 - err, f"{stage}/error": err}
             if stage == "train":
-                vals["epochs"] = torch.tensor(self.global_step / self.steps_per_epoch)
+                vals["epochs"] = self.global_step / self.steps_per_epoch
                 self.evals.append({"step": self.global_step})
             self.log_dict(vals, add_dataloader_idx=False)
             self.evals[-1].update({k: float(v) for k, v in vals.items()})
