@@ -33,18 +33,18 @@ from phenomon.phenomena.double_descent.training import build_module, datamodule
 TARGET = 1.15
 
 
-def plain(cfg) -> tuple[float, float]:
+def plain(cfg, dev: torch.device) -> tuple[float, float]:
     """The recipe as a bare loop; (wall s, CPU s) from building the data to the last evaluation."""
     w0, c0 = time.perf_counter(), time.process_time()
     dm = datamodule(cfg)
-    net = build_module(cfg, dm.train[0], dm.num_classes).net  # the same seeded init as the run's
+    net = build_module(cfg, dm.train[0], dm.num_classes).net.to(dev)  # the same seeded init as the run's
     opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    (x, y), B = dm.train, cfg.batch_size
-    splits = [dm.train, dm.test] + ([dm.val] if dm.val is not None else [])
+    splits = [(sx.to(dev), sy.to(dev)) for sx, sy in [dm.train, dm.test] + ([dm.val] if dm.val is not None else [])]
+    (x, y), B = splits[0], cfg.batch_size
     g = torch.Generator().manual_seed(cfg.seed)  # the datamodule's minibatch order
     steps = len(y) // B
     for epoch in range(1, cfg.epochs + 1):
-        perm = torch.randperm(len(y), generator=g)
+        perm = torch.randperm(len(y), generator=g, device="cpu").to(dev)
         for i in range(steps):
             idx = perm[i * B:(i + 1) * B]
             loss = F.cross_entropy(net(x[idx]), y[idx])
@@ -59,11 +59,11 @@ def plain(cfg) -> tuple[float, float]:
     return time.perf_counter() - w0, time.process_time() - c0
 
 
-def phenomon_run(cfg, root: Path) -> tuple[float, float]:
+def phenomon_run(cfg, root: Path, accelerator: str) -> tuple[float, float]:
     """The real run, in-process; (wall s, CPU s) of `runner.run`."""
     ph = registry.get("double_descent")
     w0, c0 = time.perf_counter(), time.process_time()
-    info = runner.run(ph, cfg, runner.RunOptions(root=root, threads=1, stream=io.StringIO(), accelerator="cpu"))
+    info = runner.run(ph, cfg, runner.RunOptions(root=root, threads=1, stream=io.StringIO(), accelerator=accelerator))
     dt = time.perf_counter() - w0, time.process_time() - c0
     if info.state != "finished":
         raise SystemExit(f"run {info.id} ended {info.state}: {info.manifest.get('error')}")
@@ -75,7 +75,11 @@ def main() -> int:
     ap.add_argument("--widths", default="16,64,384")
     ap.add_argument("--epochs", type=int, default=500)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--accelerator", default="cpu", choices=("cpu", "gpu"))
     a = ap.parse_args()
+    if a.accelerator == "gpu" and not torch.cuda.is_available():
+        raise SystemExit("--accelerator gpu: torch sees no CUDA device")
+    dev = torch.device("cuda" if a.accelerator == "gpu" else "cpu")
     torch.set_num_threads(1)
     runner.quiet_lightning()
     ph = registry.get("double_descent")
@@ -85,17 +89,17 @@ def main() -> int:
     res: dict[int, dict[str, list[tuple[float, float]]]] = {w: {"plain": [], "phenomon": []} for w in widths}
     with tempfile.TemporaryDirectory() as tmp:
         small = dataclasses.replace(cfgs[widths[0]], epochs=20)
-        plain(small), phenomon_run(small, Path(tmp))  # warm-up: imports, data cache, first-fit costs
+        plain(small, dev), phenomon_run(small, Path(tmp), a.accelerator)  # warm-up: imports, data cache, first-fit costs
         for r in range(a.rounds):
             for w in widths:
-                res[w]["plain"].append(plain(cfgs[w]))
-                res[w]["phenomon"].append(phenomon_run(cfgs[w], Path(tmp)))
+                res[w]["plain"].append(plain(cfgs[w], dev))
+                res[w]["phenomon"].append(phenomon_run(cfgs[w], Path(tmp), a.accelerator))
                 p, q = res[w]["plain"][-1], res[w]["phenomon"][-1]
                 print(f"round {r + 1}/{a.rounds} width {w}: plain {p[0]:.1f} s ({p[1]:.1f} CPU), phenomon "
                       f"{q[0]:.1f} s ({q[1]:.1f} CPU)", file=sys.stderr, flush=True)
     load1 = os.getloadavg()
     steps = a.epochs * ph.defaults().steps_per_epoch
-    print(f"double descent, {a.epochs} epochs ({steps} steps), {a.rounds} interleaved rounds, 1 thread; "
+    print(f"double descent on {a.accelerator}, {a.epochs} epochs ({steps} steps), {a.rounds} interleaved rounds, 1 thread; "
           f"load average {load0[0]:.2f} before, {load1[0]:.2f} after ({os.cpu_count()} cores)")
     print(f"{'width':>6}{'plain s':>10}{'phenomon s':>12}{'ratio med':>11}{'max':>7}{'CPU ratio med':>15}{'max':>7}")
     worst = 0.0

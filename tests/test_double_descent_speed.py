@@ -190,6 +190,11 @@ def test_gpu_bench_without_a_gpu_says_so_and_exits_cleanly(tmp_path):
     r = subprocess.run(["bash", str(REPO / "bench" / "gpu.sh")], capture_output=True, text=True, env=env,
                        timeout=120)
     assert r.returncode == 0 and "no GPU" in r.stdout and r.stderr == "", (r.stdout, r.stderr)
+
+
+@pytest.mark.slow  # imports torch in a fresh interpreter
+def test_gpu_bench_with_a_cpu_only_torch_says_so_and_exits_cleanly(tmp_path):
+    env = {**os.environ, "PATH": f"{tmp_path}:/usr/bin:/bin"}
     fake = tmp_path / "nvidia-smi"  # a driver that lists a GPU, with a CPU-only torch: also no run, and why
     fake.write_text("#!/bin/sh\necho 'GPU 0: Fake'\n")
     fake.chmod(0o755)
