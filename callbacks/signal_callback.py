@@ -132,7 +132,7 @@ def make_probe(data: tuple, seed: int, size: int = 512) -> S.Probe:
     """The signals' probe: a seeded random subset of at most `size` examples of the (x, y) train split."""
     x, y = data
     g = torch.Generator().manual_seed(seed)
-    idx = torch.randperm(len(y), generator=g)[:size].to(y.device)
+    idx = torch.randperm(len(y), generator=g, device="cpu")[:size].to(y.device)  # a CPU generator draws on the CPU
     return S.Probe(x[idx], y[idx])
 
 

@@ -85,7 +85,7 @@ def _forward(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
         module.train(was)
 
 
-_SIEVE = torch.zeros(0, dtype=torch.bool)
+_SIEVE = torch.zeros(0, dtype=torch.bool, device="cpu")
 
 
 def is_prime_table(n: int) -> torch.Tensor:
@@ -93,7 +93,7 @@ def is_prime_table(n: int) -> torch.Tensor:
     global _SIEVE
     if _SIEVE.numel() <= n:
         size = max(n + 1, 2 * _SIEVE.numel(), 1024)
-        t = torch.ones(size, dtype=torch.bool)
+        t = torch.ones(size, dtype=torch.bool, device="cpu")
         t[:2] = False
         for k in range(2, int(math.isqrt(size - 1)) + 1):
             if t[k]:
@@ -108,7 +108,7 @@ def prime_count(values: torch.Tensor) -> int:
     pos = v[v >= 2]
     if pos.numel() == 0:
         return 0
-    return int(is_prime_table(int(pos.max()))[pos].sum())
+    return int(is_prime_table(int(pos.max())).to(pos.device)[pos].sum())  # the table lives on the CPU
 
 
 # ----------------------------------------------------------------------------------------------- signals
@@ -188,7 +188,7 @@ def sharpness(module, probe, iters: int = 10):
         loss, params = _loss_and_params(module, probe)
         grads = torch.autograd.grad(loss, params, create_graph=True)
         g = torch.Generator(device="cpu").manual_seed(0)
-        v = [torch.randn(p.shape, generator=g).to(p.device) for p in params]
+        v = [torch.randn(p.shape, generator=g, device="cpu").to(p.device) for p in params]
         lam = 0.0
         for _ in range(iters):
             norm = torch.sqrt(sum((x * x).sum() for x in v))
@@ -257,10 +257,10 @@ def effective_parameters(features_train: torch.Tensor, features_eval: torch.Tens
     X = features_train.double()
     n, d = X.shape
     if n <= d:  # through the n×n Gram matrix
-        K = X @ X.T + ridge * torch.eye(n, dtype=X.dtype)
+        K = X @ X.T + ridge * torch.eye(n, dtype=X.dtype, device=X.device)
         S = features_eval.double() @ X.T @ torch.linalg.pinv(K)
     else:
-        A = X.T @ X + ridge * torch.eye(d, dtype=X.dtype)
+        A = X.T @ X + ridge * torch.eye(d, dtype=X.dtype, device=X.device)
         S = features_eval.double() @ torch.linalg.pinv(A) @ X.T
     return float(n / S.shape[0] * S.pow(2).sum())
 

@@ -111,10 +111,27 @@ class ShuffledBatches(IterableDataset):
             while True:
                 yield self.x, self.y
         while True:
-            perm = torch.randperm(n, generator=self.g).to(self.x.device)
+            perm = torch.randperm(n, generator=self.g, device="cpu").to(self.x.device)
             for i in range(0, n - self.batch_size + 1, self.batch_size):  # drop the ragged tail
                 idx = perm[i:i + self.batch_size]
                 yield self.x[idx], self.y[idx]
+
+
+class EpochBatches(ShuffledBatches):
+    """The same minibatches as `ShuffledBatches`, one epoch per item: (steps, batch, ...) inputs and (steps, batch)
+    labels, for a module that steps through an epoch itself (one Lightning step per epoch: Lightning's per-batch cost
+    is paid once per epoch instead of once per minibatch)."""
+
+    def __iter__(self) -> Iterator:
+        n = len(self.y)
+        if self.batch_size is None or self.batch_size >= n:
+            while True:
+                yield self.x.unsqueeze(0), self.y.unsqueeze(0)
+        steps = n // self.batch_size
+        while True:
+            perm = torch.randperm(n, generator=self.g, device="cpu").to(self.x.device)[: steps * self.batch_size]
+            yield (self.x[perm].view(steps, self.batch_size, *self.x.shape[1:]),
+                   self.y[perm].view(steps, self.batch_size))
 
 
 class MNIST1DDataModule(L.LightningDataModule):
@@ -124,11 +141,13 @@ class MNIST1DDataModule(L.LightningDataModule):
     (`exact_noise`: exactly that fraction is changed to a wrong class, see `flip_labels`; `noise_seed` defaults to
     `data_seed + 1`). `train_pool` fixes how many generated samples precede validation and test, so train sizes up
     to it share one test set (default: `train_size`). Evaluation is one batch per split: the whole split.
+    `whole_epochs`: the train loader yields one epoch per batch (`EpochBatches`), the same minibatches in the same order.
     """
 
     def __init__(self, train_size: int = 4000, test_size: int = 1000, val_size: int = 0, batch_size: int | None = 100,
                  seed: int = 0, data_seed: int = 42, label_noise: float = 0.0, standardize: bool = True,
-                 train_pool: int | None = None, noise_seed: int | None = None, exact_noise: bool = False):
+                 train_pool: int | None = None, noise_seed: int | None = None, exact_noise: bool = False,
+                 whole_epochs: bool = False):
         super().__init__()
         for k, v in (("train_size", train_size), ("test_size", test_size)):
             if v < 1:
@@ -140,7 +159,7 @@ class MNIST1DDataModule(L.LightningDataModule):
         pool = train_size if train_pool is None else train_pool
         if train_size > pool:
             raise ValueError(f"train_size ({train_size}) exceeds the train pool ({pool} samples)")
-        self.batch_size, self.seed = batch_size, seed
+        self.batch_size, self.seed, self.whole_epochs = batch_size, seed, whole_epochs
         n = pool + val_size + test_size
         x, y = self._generate(n, data_seed)
         tr, va = slice(0, train_size), slice(pool, pool + val_size)
@@ -168,7 +187,8 @@ class MNIST1DDataModule(L.LightningDataModule):
         return 1 if self.batch_size is None or self.batch_size >= n else n // self.batch_size
 
     def train_dataloader(self):
-        return DataLoader(ShuffledBatches(*self.train, self.batch_size, self.seed), batch_size=None)
+        batches = EpochBatches if self.whole_epochs else ShuffledBatches
+        return DataLoader(batches(*self.train, self.batch_size, self.seed), batch_size=None)
 
     def val_dataloader(self):
         splits = [self.train, self.test] + ([self.val] if self.val is not None else [])

@@ -58,18 +58,26 @@ def least_squares_head(feats: torch.Tensor, targets: torch.Tensor, ridge: float 
     X, Y = feats.detach().double().cpu(), targets.double().cpu()  # gelsd (rank-revealing) runs on the CPU
     n, N = X.shape
     if N >= n:
-        w = X.T @ torch.linalg.lstsq(X @ X.T + ridge * torch.eye(n, dtype=X.dtype), Y, driver="gelsd").solution
+        w = X.T @ torch.linalg.lstsq(X @ X.T + ridge * torch.eye(n, dtype=X.dtype, device=X.device), Y, driver="gelsd").solution
     else:
-        w = torch.linalg.lstsq(X.T @ X + ridge * torch.eye(N, dtype=X.dtype), X.T @ Y, driver="gelsd").solution
+        w = torch.linalg.lstsq(X.T @ X + ridge * torch.eye(N, dtype=X.dtype, device=X.device), X.T @ Y, driver="gelsd").solution
     return w.T.to(feats.dtype).to(feats.device)
 
 
 class WidthModule(L.LightningModule):
-    """Cross-entropy minibatch training with SGD + momentum (the model-wise double descent recipe)."""
+    """Cross-entropy minibatch training with SGD + momentum (the model-wise double descent recipe).
+
+    One Lightning step is one epoch: the batch is the epoch's minibatches stacked, (steps, batch, d_in) inputs and
+    (steps, batch) labels (`MNIST1DDataModule(whole_epochs=True)`), and `training_step` steps through them with
+    manual optimisation. A minibatch step of these MLPs costs about as much as Lightning's own per-step work, which
+    is now paid once per epoch. `global_step` still counts minibatch steps: rows, signals, `max_steps` and `epochs`
+    read it as before.
+    """
 
     def __init__(self, net: nn.Module, lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 0.0,
                  steps_per_epoch: int = 1, num_classes: int = 10):
         super().__init__()
+        self.automatic_optimization = False
         self.net, self.lr, self.momentum, self.weight_decay = net, lr, momentum, weight_decay
         self.steps_per_epoch, self.num_classes = steps_per_epoch, num_classes
         self.evals: list[dict[str, float]] = []  # one dict per evaluation: step, epochs, train/error, ...
@@ -88,14 +96,32 @@ class WidthModule(L.LightningModule):
             err = (logits.argmax(1) != y).float().mean()
             vals = {f"{stage}/loss": loss, f"{stage}/acc": 1 - err, f"{stage}/error": err}
             if stage == "train":
-                vals["epochs"] = torch.tensor(self.global_step / self.steps_per_epoch)
+                vals["epochs"] = self.global_step / self.steps_per_epoch
                 self.evals.append({"step": self.global_step})
             self.log_dict(vals, add_dataloader_idx=False)
             self.evals[-1].update({k: float(v) for k, v in vals.items()})
         return loss
 
-    def training_step(self, batch, batch_idx):
-        return self._common_step(batch, "fit")
+    def training_step(self, batch, batch_idx):  # batch: one epoch, (steps, batch, d_in) and (steps, batch)
+        xs, ys = batch
+        if self.trainer.max_steps > 0:  # the last epoch may be cut short by max_steps
+            xs, ys = xs[: self.trainer.max_steps - self.global_step], ys[: self.trainer.max_steps - self.global_step]
+        # the torch optimizer itself: Lightning's wrapper costs ~10% of a width-16 step; its count is kept below
+        opt, loss = self.optimizers().optimizer, None
+        for x, y in zip(xs, ys):
+            loss = self._common_step((x, y), "fit")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        self._count_steps(len(xs))
+        return None if loss is None else loss.detach()
+
+    def _count_steps(self, k: int) -> None:
+        """Advance Lightning's count of manual optimiser steps (what `global_step` reports) by `k`."""
+        progress = self.trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress
+        for _ in range(k):
+            progress.increment_ready()
+            progress.increment_completed()
 
     def validation_step(self, batch, batch_idx, dataloader_idx=0):
         return self._common_step(batch, STAGES[dataloader_idx])
@@ -116,7 +142,6 @@ class ClosedFormModule(WidthModule):
     def __init__(self, net: RandomFeatures, train_x: torch.Tensor, ridge: float = 0.0, num_classes: int = 10,
                  eval_x: torch.Tensor | None = None):
         super().__init__(net, steps_per_epoch=1, num_classes=num_classes)
-        self.automatic_optimization = False
         self.ridge = ridge
         # buffers: they move with the module to the device
         self.register_buffer("train_x", train_x, persistent=False)

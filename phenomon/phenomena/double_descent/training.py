@@ -14,7 +14,8 @@ def datamodule(cfg: DoubleDescentConfig):
 
     kw = dict(train_size=cfg.train_size, test_size=cfg.test_size, val_size=cfg.val_size, seed=cfg.seed,
               batch_size=None if cfg.model == "random_features" else cfg.batch_size, data_seed=cfg.data_seed,
-              label_noise=cfg.label_noise, train_pool=cfg.train_pool, noise_seed=1000 + cfg.seed, exact_noise=True)
+              label_noise=cfg.label_noise, train_pool=cfg.train_pool, noise_seed=1000 + cfg.seed, exact_noise=True,
+              whole_epochs=cfg.model == "mlp")  # the MLP steps through an epoch per Lightning step
     if cfg.data == "teacher":
         return TeacherDataModule(dim=cfg.teacher_dim, **kw)
     return MNIST1DDataModule(standardize=False, **kw)  # mnist1d already standardised the whole set
@@ -41,11 +42,20 @@ def execute(cfg: DoubleDescentConfig, session: Session) -> None:
     held_out = (dm.val if dm.val is not None else dm.test)[0][:512]  # inputs only: p̂ of the effective-parameters signal
     module = build_module(cfg, dm.train[0], dm.num_classes, eval_x=held_out)
     steps = cfg.max_steps
+    # evaluation is scheduled in Lightning steps (epochs: one per step, see WidthModule), signals in optimiser steps
     every = cfg.eval_every * cfg.steps_per_epoch if cfg.model == "mlp" else 1
-    # 20,000 steps: norms and counts at every evaluation (50), gradients, ranks and margins 10 times, sharpness 4
-    schedule = {"cheap": every, "medium": max(1, steps // 10), "expensive": max(1, steps // 4)}
-    session.fit(module, dm, max_steps=steps, eval_every=every, signal_every=schedule)
+    # 20,000 steps: norms and counts at every evaluation (50), gradients, ranks and margins 10 times, sharpness 4;
+    # signals run after a Lightning step, so at whole epochs: each schedule is rounded to one
+    spe = cfg.steps_per_epoch
+    schedule = {"cheap": every, "medium": _whole(steps // 10, spe), "expensive": _whole(steps // 4, spe)}
+    session.fit(module, dm, max_steps=steps, eval_every=cfg.eval_every if cfg.model == "mlp" else 1,
+                signal_every=schedule)
     session.out.log_summary(summary(module.evals, cfg.early_stopping, module), step=steps)
+
+
+def _whole(steps: int, per_epoch: int) -> int:
+    """`steps` rounded to a whole number of epochs (at least one)."""
+    return max(1, round(steps / per_epoch)) * per_epoch
 
 
 def summary(evals: list[dict], early_stopping: bool, module=None) -> dict[str, float]:
