@@ -148,7 +148,8 @@ def _embedding(module: nn.Module) -> tuple[torch.Tensor, int]:
     raise SignalUnavailable("no token embedding (a parameter named *embed.weight or W_E)")
 
 
-@signal("fourier_sparsity", "circuits / progress measures (Nanda et al. 2023)", phenomena=("grokking",))
+@signal("fourier_sparsity", "circuits / progress measures (Nanda et al. 2023)",
+        phenomena=("grokking", "grokking_data"))
 def fourier_sparsity(module, probe=None, k: int = 5):
     """Fraction of the embedding's non-constant Fourier power in its top-k frequencies (random ≈ k/(p//2))."""
     E, p = _embedding(module)  # (p, d)
