@@ -71,3 +71,78 @@ def test_a_run_that_had_ended_and_grows_again_is_pooled_again():
     grown = _run([1, 2, 3, 4], [1.0, 2.0, 3.0, 9.0])
     band, pool = frames.pooled({"a": grown, "b": b}, {"a"}, 0.0, pool)
     assert band["step"].to_list() == [1, 2, 3, 4] and band["mean"][-1] == 9.0
+
+
+# the app -------------------------------------------------------------------------------------------------------
+from phenomon import store  # noqa: E402
+from phenomon.tui.screens import compare  # noqa: E402
+from tests.test_tui_app import SIZE, FakeLauncher, app_for, until  # noqa: E402
+from tests.test_tui_fixtures import make_run  # noqa: E402
+
+
+def _pools(monkeypatch) -> list[tuple[str, ...]]:
+    """The run ids of each configuration pooled from now on."""
+    calls: list[tuple[str, ...]] = []
+    real = frames.pool_band
+
+    def counted(runs, *a, **kw):
+        calls.append(tuple(sorted(runs)))
+        return real(runs, *a, **kw)
+
+    monkeypatch.setattr(frames, "pool_band", counted)
+    return calls
+
+
+async def _flush(pilot, app, run_dir, step: int) -> None:
+    writer = store.RunWriter(run_dir, store.read_manifest(run_dir), background=False)
+    rows = app.snapshot.rows[run_dir.name]
+    writer.log({"test/acc": 0.5, "train/acc": 0.5, "train/loss": 1.0, "test/loss": 1.0, "weight_norm": 30.0}, step)
+    writer.flush()
+    await until(pilot, lambda: app.snapshot.rows[run_dir.name] > rows)
+
+
+async def test_a_flush_recomputes_only_the_configuration_it_touched(runs, monkeypatch):
+    """Compare shows a live baseline and a finished ablation; a flush on a run outside the comparison pools
+    nothing, a flush on the baseline pools the baseline's configuration only (the ablation's curve is reused)."""
+    monkeypatch.setattr(compare, "LIVE_EVERY_S", 0.05)
+    live = make_run(runs, status="running")
+    make_run(runs, toggles=("weight_decay",))
+    other = make_run(runs, status="running", sets={"p": 23})  # another group: not compared
+    app = app_for(runs, launch_fn=FakeLauncher())
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.snapshot is not None and len(app.snapshot.runs) == 3)
+        app.compare_ids = (live.name, next(r.id for r in app.snapshot.runs if r.id not in (live.name, other.name)))
+        app.action_show_compare()
+        await until(pilot, lambda: isinstance(app.screen, compare.CompareScreen) and app.screen.is_mounted)
+        chart = app.screen.query_one("#chart-test-acc")
+        await until(pilot, lambda: len(chart.series) == 2)
+        await pilot.pause(0.3)
+        calls = _pools(monkeypatch)
+        await _flush(pilot, app, other, 500)
+        await pilot.pause(0.3)
+        assert calls == [], "a run outside the comparison was pooled"
+        await _flush(pilot, app, live, 500)
+        await until(pilot, lambda: any(s.x.max() == 500 for s in chart.series))
+        await pilot.pause(0.3)
+        assert calls and set(calls) == {(live.name,)}, calls
+
+
+async def test_series_cache_stays_bounded_while_rows_stream(runs, monkeypatch):
+    """Streamed rows replace the cached series and pools of the configuration; the cache does not grow."""
+    monkeypatch.setattr(compare, "LIVE_EVERY_S", 0.05)
+    live = make_run(runs, status="running")
+    make_run(runs, toggles=("weight_decay",))
+    app = app_for(runs, launch_fn=FakeLauncher())
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.snapshot is not None and len(app.snapshot.runs) == 2)
+        app.action_show_compare()
+        await until(pilot, lambda: isinstance(app.screen, compare.CompareScreen) and app.screen.is_mounted)
+        screen = app.screen
+        chart = screen.query_one("#chart-test-acc")
+        sizes = []
+        for step in range(410, 530, 10):
+            await _flush(pilot, app, live, step)
+            await until(pilot, lambda: any(s.x.max() == step for s in chart.series))
+            await until(pilot, lambda: not screen._busy)
+            sizes.append(len(screen._cache))
+        assert sizes[-1] == sizes[2], sizes

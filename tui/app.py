@@ -49,7 +49,7 @@ class PhenomonApp(App[str | None]):
     snapshot: var[Snapshot | None] = var(None, always_update=True)
 
     def __init__(self, root: Path, phenomenon: str | None = None, *, demo: bool = False,
-                 launch_fn: Callable = launch, poll_s: float = 0.5) -> None:
+                 launch_fn: Callable = launch, poll_s: float = 0.25) -> None:
         super().__init__()
         self.root = Path(root)
         self.phenomenon = phenomenon
