@@ -146,3 +146,30 @@ async def test_series_cache_stays_bounded_while_rows_stream(runs, monkeypatch):
             await until(pilot, lambda: not screen._busy)
             sizes.append(len(screen._cache))
         assert sizes[-1] == sizes[2], sizes
+
+
+async def test_every_screens_footer_shows_the_scorecard_key_at_160_columns(runs):
+    """The footer used to end in "v Compare v" at 160 columns, cutting "S Scorecard" off."""
+    from textual.widgets._footer import FooterKey
+
+    make_run(runs)
+    app = app_for(runs, launch_fn=FakeLauncher())
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.snapshot is not None and len(app.snapshot.runs) == 1)
+        for key in ("r", "c", "S"):
+            await pilot.press(key)
+            await pilot.pause(0.3)
+            keys = {k.key: k for k in app.screen.query(FooterKey)}
+            s = keys.get("S")
+            assert s is not None and s.region.width > 0, (app.screen, sorted(keys))
+            palette = [k for k in keys.values() if k.has_class("-command-palette")]
+            assert s.region.right <= min([p.region.x for p in palette] + [SIZE[0]]), (app.screen, s.region)
+
+
+def test_a_seed_far_behind_the_others_still_draws_a_thinned_curve():
+    """A new seed of a finished configuration: every row of the others after its step is redrawn on each refresh;
+    the curve stays thinned (a few points per bin), not one point per row."""
+    a, b = _curves()
+    grid = frames.Grid.for_width(160, True, 30_000)
+    band, pool = frames.pooled({"a": a, "new": b.head(50)}, {"new"}, 0.0, None, grid)
+    assert band.height < 3_000 and band["step"][-1] == 30_000 and band["mean"].max() == a["value"].max()
