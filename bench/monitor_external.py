@@ -37,6 +37,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from phenomon import store  # noqa: E402
+from phenomon.tui.screens.runs import STATES  # noqa: E402
 from tui_bench import WRITER, build  # noqa: E402
 
 PROBE = r"""
@@ -53,6 +54,7 @@ for line in sys.stdin:
     step += 1
     w.log({{"train/acc": v, "test/acc": v, "train/loss": 1.0, "test/loss": 1.0}}, step)
     w.flush()
+    w.beat()
     print(time.monotonic(), flush=True)
 """
 TICK = os.sysconf("SC_CLK_TCK")
@@ -200,8 +202,9 @@ def main() -> int:
             cpu = 100 * (term.cpu_s() - c0) / (time.monotonic() - w0)
             th = {k: 100 * (v - th0.get(k, 0.0)) / (time.monotonic() - w0) for k, v in term.threads_s().items()}
             acks, charts = [], []
-            # runs: `t` cycles the status filter through its 6 states, so 6 presses end on "all" (the probe listed)
-            keys = ["t"] * 6 if screen == "runs" else ["]", "["] * (a.keys // 2)
+            # runs: `t` cycles the status filter through its states, so one press per state ends on "all" (the
+            # probe listed again, and the row under the cursor one to compare)
+            keys = ["t"] * len(STATES) if screen == "runs" else ["]", "["] * (a.keys // 2)
             for key in keys:
                 ack, chart = key_latency(term, key, 2 if screen == "compare" else None)
                 acks.append(ack)

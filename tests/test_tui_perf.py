@@ -71,3 +71,105 @@ def test_a_run_that_had_ended_and_grows_again_is_pooled_again():
     grown = _run([1, 2, 3, 4], [1.0, 2.0, 3.0, 9.0])
     band, pool = frames.pooled({"a": grown, "b": b}, {"a"}, 0.0, pool)
     assert band["step"].to_list() == [1, 2, 3, 4] and band["mean"][-1] == 9.0
+
+
+# the app -------------------------------------------------------------------------------------------------------
+from phenomon import store  # noqa: E402
+from phenomon.tui.screens import compare  # noqa: E402
+from tests.test_tui_app import SIZE, FakeLauncher, app_for, until  # noqa: E402
+from tests.test_tui_fixtures import make_run  # noqa: E402
+
+
+def _pools(monkeypatch) -> list[tuple[str, ...]]:
+    """The run ids of each configuration pooled from now on."""
+    calls: list[tuple[str, ...]] = []
+    real = frames.pool_band
+
+    def counted(runs, *a, **kw):
+        calls.append(tuple(sorted(runs)))
+        return real(runs, *a, **kw)
+
+    monkeypatch.setattr(frames, "pool_band", counted)
+    return calls
+
+
+async def _flush(pilot, app, run_dir, step: int) -> None:
+    writer = store.RunWriter(run_dir, store.read_manifest(run_dir), background=False)
+    rows = app.snapshot.rows[run_dir.name]
+    writer.log({"test/acc": 0.5, "train/acc": 0.5, "train/loss": 1.0, "test/loss": 1.0, "weight_norm": 30.0}, step)
+    writer.flush()
+    await until(pilot, lambda: app.snapshot.rows[run_dir.name] > rows)
+
+
+async def test_a_flush_recomputes_only_the_configuration_it_touched(runs, monkeypatch):
+    """Compare shows a live baseline and a finished ablation; a flush on a run outside the comparison pools
+    nothing, a flush on the baseline pools the baseline's configuration only (the ablation's curve is reused)."""
+    monkeypatch.setattr(compare, "LIVE_EVERY_S", 0.05)
+    live = make_run(runs, status="running")
+    make_run(runs, toggles=("weight_decay",))
+    other = make_run(runs, status="running", sets={"p": 23})  # another group: not compared
+    app = app_for(runs, launch_fn=FakeLauncher())
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.snapshot is not None and len(app.snapshot.runs) == 3)
+        app.compare_ids = (live.name, next(r.id for r in app.snapshot.runs if r.id not in (live.name, other.name)))
+        app.action_show_compare()
+        await until(pilot, lambda: isinstance(app.screen, compare.CompareScreen) and app.screen.is_mounted)
+        chart = app.screen.query_one("#chart-test-acc")
+        await until(pilot, lambda: len(chart.series) == 2)
+        await pilot.pause(0.3)
+        calls = _pools(monkeypatch)
+        await _flush(pilot, app, other, 500)
+        await pilot.pause(0.3)
+        assert calls == [], "a run outside the comparison was pooled"
+        await _flush(pilot, app, live, 500)
+        await until(pilot, lambda: any(s.x.max() == 500 for s in chart.series))
+        await pilot.pause(0.3)
+        assert calls and set(calls) == {(live.name,)}, calls
+
+
+async def test_series_cache_stays_bounded_while_rows_stream(runs, monkeypatch):
+    """Streamed rows replace the cached series and pools of the configuration; the cache does not grow."""
+    monkeypatch.setattr(compare, "LIVE_EVERY_S", 0.05)
+    live = make_run(runs, status="running")
+    make_run(runs, toggles=("weight_decay",))
+    app = app_for(runs, launch_fn=FakeLauncher())
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.snapshot is not None and len(app.snapshot.runs) == 2)
+        app.action_show_compare()
+        await until(pilot, lambda: isinstance(app.screen, compare.CompareScreen) and app.screen.is_mounted)
+        screen = app.screen
+        chart = screen.query_one("#chart-test-acc")
+        sizes = []
+        for step in range(410, 530, 10):
+            await _flush(pilot, app, live, step)
+            await until(pilot, lambda: any(s.x.max() == step for s in chart.series))
+            await until(pilot, lambda: not screen._busy)
+            sizes.append(len(screen._cache))
+        assert sizes[-1] == sizes[2], sizes
+
+
+async def test_every_screens_footer_shows_the_scorecard_key_at_160_columns(runs):
+    """The footer used to end in "v Compare v" at 160 columns, cutting "S Scorecard" off."""
+    from textual.widgets._footer import FooterKey
+
+    make_run(runs)
+    app = app_for(runs, launch_fn=FakeLauncher())
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.snapshot is not None and len(app.snapshot.runs) == 1)
+        for key in ("r", "c", "S"):
+            await pilot.press(key)
+            await pilot.pause(0.3)
+            keys = {k.key: k for k in app.screen.query(FooterKey)}
+            s = keys.get("S")
+            assert s is not None and s.region.width > 0, (app.screen, sorted(keys))
+            palette = [k for k in keys.values() if k.has_class("-command-palette")]
+            assert s.region.right <= min([p.region.x for p in palette] + [SIZE[0]]), (app.screen, s.region)
+
+
+def test_a_seed_far_behind_the_others_still_draws_a_thinned_curve():
+    """A new seed of a finished configuration: every row of the others after its step is redrawn on each refresh;
+    the curve stays thinned (a few points per bin), not one point per row."""
+    a, b = _curves()
+    grid = frames.Grid.for_width(160, True, 30_000)
+    band, pool = frames.pooled({"a": a, "new": b.head(50)}, {"new"}, 0.0, None, grid)
+    assert band.height < 3_000 and band["step"][-1] == 30_000 and band["mean"].max() == a["value"].max()

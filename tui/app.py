@@ -37,10 +37,11 @@ class PhenomonApp(App[str | None]):
     BINDINGS = [
         Binding("q", "quit", "Quit"),
         Binding("question_mark", "help", "Help", key_display="?"),
-        Binding("s", "start", "Start focused"),
-        Binding("n", "add_seed", "Add seed"),
-        Binding("k", "stop_focused", "Stop focused"),
-        Binding("v", "show_compare", "Compare view"),
+        # short descriptions: every screen's footer fits 160 columns; help shows the tooltip
+        Binding("s", "start", "Start", tooltip="Start the focused configuration"),
+        Binding("n", "add_seed", "Seed+", tooltip="Add a seed of the focused configuration"),
+        Binding("k", "stop_focused", "Stop", tooltip="Stop the focused configuration's run"),
+        Binding("v", "show_compare", "Compare", tooltip="Compare view"),
         Binding("S", "show_scorecard", "Scorecard"),
         Binding("ctrl+s", "screenshot", "Screenshot", show=False),
     ]
@@ -49,7 +50,7 @@ class PhenomonApp(App[str | None]):
     snapshot: var[Snapshot | None] = var(None, always_update=True)
 
     def __init__(self, root: Path, phenomenon: str | None = None, *, demo: bool = False,
-                 launch_fn: Callable = launch, poll_s: float = 0.5) -> None:
+                 launch_fn: Callable = launch, poll_s: float = 0.25) -> None:
         super().__init__()
         self.root = Path(root)
         self.phenomenon = phenomenon

@@ -79,15 +79,13 @@ def _take(band: Band, idx) -> Band:
 
 def thin(band: Band, grid: Grid | None) -> tuple[Band, np.ndarray]:
     """Rows kept per bin of `grid`: the first, last, lowest and highest mean (spikes and ends stay); the band of a
-    kept row is its bin's envelope over the rows pooled from ≥ 2 seeds. Also returns the bin of each kept row.
-    Without a grid (or with ≤ 4 rows per bin) every row is kept."""
+    kept row is its bin's envelope over the rows pooled from ≥ 2 seeds (per bin: thinning part of a curve gives the
+    rows thinning all of it does). Also returns the bin of each kept row. Without a grid every row is kept."""
     step = band["step"]
     if grid is None or len(step) == 0:
         return band, step
     b = grid.bins(step)
     starts = np.flatnonzero(np.r_[True, b[1:] != b[:-1]])
-    if len(starts) * 4 >= len(step):
-        return band, b
     mean, lo, hi, n = band["mean"], band["lo"], band["hi"], band["n"]
     ends = np.r_[starts[1:], len(step)] - 1
     low = np.lexsort((np.nan_to_num(mean, nan=np.inf), b))[starts]  # rows arrive sorted by step, so by bin
@@ -164,12 +162,12 @@ def pool_band(runs: dict[str, pl.DataFrame], live: set[str], alpha: float, pool:
             runs[r].height < h or (r in pool.ended and runs[r].height != h)
             for r, h in pool.heights.items() if r in runs):
         pool = Pool()  # first call, or rows went missing, or a run that had ended grew: start over
-    tails = {rid: _smoothed_tail(f, pool.done, alpha, pool.ema.get(rid)) for rid, f in runs.items()}
+    last = {rid: f["step"][-1] if f.height else -math.inf for rid, f in runs.items()}
+    tails = {rid: _smoothed_tail(f, pool.done, alpha, pool.ema.get(rid)) for rid, f in runs.items()
+             if last[rid] > pool.done}  # a run that ended at or before `done` has nothing new
     parts = [t for t in tails.values() if len(t[0])]
     cur = _cat(pool.rest, _mean_band(parts)) if parts else pool.rest  # every row of the bins not yet final
-    thinned, bins = thin(cur, grid)
-    full = _cat(pool.final, thinned)
-    lasts = [f["step"][-1] if f.height else -math.inf for rid, f in runs.items() if rid in live]
+    lasts = [last[rid] for rid in runs if rid in live]
     done = max(pool.done, min(lasts)) if lasts else math.inf
     ema = dict(pool.ema)
     if alpha > 0:
@@ -177,13 +175,18 @@ def pool_band(runs: dict[str, pl.DataFrame], live: set[str], alpha: float, pool:
             upto = v[s <= done]
             if len(upto):
                 ema[rid] = float(upto[-1])
+    # bins below the one holding `done` can get no more rows: they are thinned, once; the rows after them are drawn
+    # as they are (a bin or so of them), so a refresh thins nothing most of the time
     if done == math.inf:
-        final, rest = full, _empty()
-    else:  # bins below the one holding `done` can get no more rows
+        now_final = np.ones(len(cur["step"]), dtype=bool)
+    else:
         cut = int(grid.bins(np.array([done]))[0]) if grid is not None else math.floor(done) + 1
-        final = _cat(pool.final, _take(thinned, bins < cut))
-        cb = grid.bins(cur["step"]) if grid is not None else cur["step"]
-        rest = _take(cur, (cb >= cut) & (cur["step"] <= done))
+        now_final = (grid.bins(cur["step"]) if grid is not None else cur["step"]) < cut
+    final = _cat(pool.final, thin(_take(cur, now_final), grid)[0]) if now_final.any() else pool.final
+    live_part = _take(cur, ~now_final)
+    # usually a bin or so; many rows where a seed still runs far behind the others (then thinned for the chart only)
+    full = _cat(final, live_part if len(live_part["step"]) <= 1024 else thin(live_part, grid)[0])
+    rest = _take(live_part, live_part["step"] <= done)
     return full, Pool(done, final, rest, ema, {rid: f.height for rid, f in runs.items()}, frozenset(runs) - live)
 
 

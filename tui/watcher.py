@@ -16,6 +16,9 @@ KEEP = ("step", "value", "round")  # the columns charts use; wall and epoch stay
 # at 0 chunks, 56.6 ms at 2,400, issue 12). Past this many the frame is rechunked: at one append per poll that is a
 # copy every ~8 s of a live run, amortised O(rows / MAX_CHUNKS) per append.
 MAX_CHUNKS = 16
+# A live run whose manifest counts no rows beyond those read is not listed, except this often: a writer that failed
+# to update its manifest still has its rows shown.
+RELIST_S = 2.0
 
 
 def compact(frame: pl.DataFrame) -> pl.DataFrame:
@@ -33,6 +36,7 @@ class StoreWatcher:
         self._seen: dict[str, tuple] = {}
         self._last: Snapshot | None = None
         self._manifests: dict = {}  # run.json path -> (its stat, the manifest): unchanged ones are not read again
+        self._listed: dict[str, float] = {}  # run id -> when its segments were last listed
 
     def poll(self) -> Snapshot | None:
         errors: list[str] = []
@@ -43,12 +47,16 @@ class StoreWatcher:
         except (OSError, store.StoreError) as e:
             return self._emit(Snapshot(self.root, error=f"cannot read runs directory {self.root}: {e}"))
         changed = False
+        now = time.monotonic()
         for r in runs:
             reader = self._readers.get(r.id) or self._readers.setdefault(
                 r.id, store.IncrementalReader(r.dir, columns=("name", *KEEP)))
             ended = r.state in ("finished", "failed", "killed")
-            if ended and reader.offset >= int(r.manifest.get("rows") or 0) and r.id in self._frames:
-                continue  # nothing new can arrive: do not even list its segments
+            said = r.manifest.get("rows")  # a writer updates it after each segment it writes
+            if r.id in self._frames and isinstance(said, int) and reader.offset >= said and (
+                    ended or now - self._listed.get(r.id, 0.0) < RELIST_S):
+                continue  # nothing new (or, while it runs, nothing the manifest knows of): no listing of segments
+            self._listed[r.id] = now
             try:
                 new = reader.poll()
             except OSError as e:
@@ -63,6 +71,7 @@ class StoreWatcher:
         for rid in set(self._frames) - {r.id for r in runs}:  # a run directory was removed
             self._frames.pop(rid)
             self._readers.pop(rid, None)
+            self._listed.pop(rid, None)
             changed = True
         seen = {r.id: (r.state, r.manifest.get("status"), r.manifest.get("progress"), r.manifest.get("verdict"),
                        r.manifest.get("error")) for r in runs}

@@ -85,13 +85,14 @@ def run_info(run_dir: Path, cache: dict | None = None) -> RunInfo:
     run_dir = Path(run_dir)
     m = read_manifest(run_dir, cache)
     hb_age = None
+    state, note = m.get("status", "running"), None
     try:
-        hb = float((run_dir / "heartbeat").read_text()[:64])
-        if math.isfinite(hb):
-            hb_age = time.time() - hb
+        if state == "running":  # an ended run's liveness is settled: its heartbeat is not read (pollers list often)
+            hb = float((run_dir / "heartbeat").read_text()[:64])
+            if math.isfinite(hb):
+                hb_age = time.time() - hb
     except (OSError, ValueError, UnicodeDecodeError):
         pass
-    state, note = m.get("status", "running"), None
     if state == "running":
         state, note = _liveness(m, hb_age)
     if hb_age is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -46,6 +47,15 @@ def panel_metrics(names: set[str]) -> tuple[str | None, ...]:
     top += [None] * (2 - len(top))
     bottom += [None] * (2 - len(bottom))
     return (top[0], top[1], bottom[0], bottom[1])
+def stable_end(lo: float, hi: float, log_x: bool) -> tuple[float, float]:
+    """The x range with its end rounded up (1/64 of a decade, or of the span): while runs grow, the axis stays
+    put for a while and new rows land in pixels already drawn, so most live refreshes repaint nothing."""
+    if log_x:
+        return lo, float(10 ** (math.ceil(math.log10(max(hi, 1.0)) * 64 - 1e-9) / 64))
+    q = 2.0 ** math.ceil(math.log2(max(hi - lo, 1e-9) / 64))
+    return lo, float(math.ceil(hi / q) * q)
+
+
 LIVE_EVERY_S = 1.0  # rows streaming in redraw the panels at most this often; a key redraws them at once
 COMPACT_BELOW = 40  # rows: under this the screen shows the two test panels, taller, and no signal panel
 SMOOTHING = (0.0, 0.5, 0.8, 0.9, 0.95, 0.99)
@@ -245,12 +255,18 @@ class CompareScreen(Screen):
         charts = [c for c in self.query(LineChart) if c.display]
         ranges = [r for c in charts if (r := c.data_x_range()) is not None]
         shared = (min(r[0] for r in ranges), max(r[1] for r in ranges)) if ranges else None
+        if shared is not None and self._live():
+            shared = stable_end(*shared, log_x)
         for chart in self.query(LineChart):
             chart.x_range = shared
         self._place_cursor()
         if done and self._again:
             self._again = False
             self._update()
+
+    def _live(self) -> bool:
+        snap = self.snapshot
+        return snap is not None and any(r.state == "running" for r in snap.runs if r.id in self.run_ids)
 
     def _status(self, manifests, x_axis) -> None:
         groups = sorted({m.get("group", "?") for m in manifests.values()})

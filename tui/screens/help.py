@@ -21,7 +21,7 @@ def binding_table(title: str, bindings) -> Table:
     t = Table(title=title, title_justify="left", show_header=False, box=None, padding=(0, 2))
     for b in bindings:
         b = b if isinstance(b, Binding) else Binding(*b)
-        t.add_row(f"[b]{escape(key_name(b))}[/]", b.description or b.action)
+        t.add_row(f"[b]{escape(key_name(b))}[/]", b.tooltip or b.description or b.action)  # the footer's is short
     return t
 
 

@@ -127,8 +127,8 @@ class RunsScreen(Screen):
         Binding("space", "select", "Select"),
         Binding("enter", "detail", "Details"),
         Binding("c", "compare", "Compare"),
-        Binding("p", "cycle_phenomenon", "Phenomenon filter"),
-        Binding("t", "cycle_state", "Status filter"),
+        Binding("p", "cycle_phenomenon", "Phenomenon", tooltip="Phenomenon filter"),
+        Binding("t", "cycle_state", "Status", tooltip="Status filter"),
         Binding("x", "stop", "Stop run"),
     ]
 
