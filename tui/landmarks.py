@@ -38,7 +38,7 @@ class Marker:
 @dataclass(frozen=True)
 class Landmarks:
     markers: tuple[Marker, ...] = ()
-    verdicts: dict | None = None  # configuration key -> one line (n and range where seeds disagree)
+    verdicts: dict | None = None  # configuration key -> one line (n and range where seeds disagree); None: not yet
     legend: str = ""  # what the tags mean
 
 
@@ -105,11 +105,11 @@ def for_runs(frames, manifests: dict[str, dict], x_axis=None) -> Landmarks:
     """Markers and a verdict line per configuration of the compared runs (one phenomenon: the first run's). Drawn
     on the phenomenon's own x axis; on another (a sweep seen over steps) the verdicts stay and the markers go."""
     if not manifests:
-        return Landmarks()
+        return Landmarks((), {})
     try:
         ph = registry.get(next(iter(manifests.values())).get("phenomenon", ""))
-    except UsageError:
-        return Landmarks()
+    except UsageError:  # other people's runs: no criterion to apply
+        return Landmarks((), {})
     mine = {r: m for r, m in manifests.items() if m.get("phenomenon") == ph.name}
     lm = _sweep(ph, frames, mine) if isinstance(ph.x_axis, ConfigField) else _runs(ph, frames, mine)
     if x_axis is not None and x_axis != ph.x_axis:

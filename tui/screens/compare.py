@@ -73,7 +73,7 @@ class CompareScreen(Screen):
         Binding("slash", "pick", "Find metric", key_display="/"),
         Binding("plus", "more_signals(1)", "Pin panel, add one", key_display="+", show=False),
         Binding("minus", "more_signals(-1)", "One signal panel less", key_display="-", show=False),
-        Binding("X", "cycle_x", "X axis"),
+        Binding("X", "cycle_x", "Cycle x axis"),
         Binding("full_stop", "focus_config(1)", "Focus next configuration", key_display=".", show=False),
         Binding("comma", "focus_config(-1)", "Focus previous configuration", key_display=",", show=False),
         Binding("h", "hide", "Hide/show focused"),
@@ -292,6 +292,7 @@ class CompareScreen(Screen):
         self._landmarks = lm
         for chart in self.query(LineChart):
             chart.markers = lm.markers
+        self._legend()
         if self.snapshot is not None:
             self._status(*self._runs()[1:])
 
@@ -321,6 +322,8 @@ class CompareScreen(Screen):
         text = "  ".join(parts)
         if cfgs:
             text = f"[b]{len(cfgs)} configuration(s)[/] (. , focus · h hide · H all)  " + text
+        if self._landmarks.markers:
+            text += f"  [dim]┊ {escape(self._landmarks.legend)}[/]"
         legend = self.query_one("#compare-legend", Static)
         if legend.content != text:
             legend.update(text)
@@ -356,15 +359,13 @@ class CompareScreen(Screen):
         groups = sorted({m.get("group", "?") for m in manifests.values()})
         alpha = SMOOTHING[self.smoothing]
         text = (f"comparing {len(manifests)} run(s) · group {escape(', '.join(groups)) or '-'} · x: {x_axis.label}"
-                f"{' (log)' if self.log_x else ''}{' · y log (y)' if self.log_y else ''} · smoothing EMA {alpha:g} "
-                f"([ ]) · ←/→ cursor, click a chart")
+                f"{' (log)' if self.log_x else ''}{' · y log (y)' if self.log_y else ''} · EMA {alpha:g} ([ ])"
+                + ("" if self.compact else " · ←/→ cursor, click a chart"))
         lm = self._landmarks
         label = next((lab for k, lab, _ in self.configs() if k == self.focus_key), None)
         if label is not None:
             verdict = (lm.verdicts or {}).get(self.focus_key) or "no verdict yet"
             text += f"\n▸ [b]{escape(label)}[/]: {escape(verdict)}"
-            if lm.markers:
-                text += f"  [dim]({escape(lm.legend)})[/]"
         status = self.query_one("#compare-status", Static)
         if status.content != text:  # an update re-lays out the whole screen: not on every snapshot
             status.update(text)

@@ -189,7 +189,7 @@ class LineChart(Widget):
         dim = Style(color="grey50")
         lines: list[list[Segment]] = [[] for _ in range(h)]
         lim = self._limits()
-        legend = self._legend_lines(w, max(1, min(3, h - 9)))  # several lines only where the plot keeps ≥ 6 rows
+        legend = self._legend_lines(w, max(1, min(3, (h - 6) // 4)))  # more lines only on taller panels
         W, H = w - LEFT, h - 2 - len(legend)
         lines[: len(legend)] = legend
         if lim is None or W < 4 or H < 2:
@@ -217,9 +217,10 @@ class LineChart(Widget):
             if 0 <= mc <= W - 1:
                 mc = int(round(mc))
                 mark[:, mc] = np.where(code[:, mc] == 0, colour_of[m.key], mark[:, mc])
-                row = 0
-                while (row, mc) in tags and row < H - 1:  # two tags at one column stack downwards
-                    row += 1
+                free = [r for r in range(H) if code[r, mc] == 0 and (r, mc) not in tags]
+                if not free:
+                    continue
+                row = free[0]  # the topmost cell no line passes through; a second tag there goes below it
                 tags[(row, mc)] = m.tag
                 mark[row, mc] = colour_of[m.key]
         cur_col = None
@@ -326,8 +327,12 @@ class LineChart(Widget):
             n = len(seg.text)
             if used + n > w and lines[-1]:
                 if len(lines) == most:
-                    more = f"  +{sum(1 for x in segs[i:] if any(g in x.text for g in GLYPHS))} more"
-                    lines[-1].append(Segment(more, Style(color="grey50")))
+                    entry = lambda x: any(g in x.text for g in GLYPHS)  # noqa: E731
+                    left = sum(1 for x in segs[i:] if entry(x))
+                    while len(lines[-1]) > 1 and entry(lines[-1][-1]) and used + len(f"  +{left} more") > w:
+                        used -= len(lines[-1].pop().text)  # make room for the count rather than cut it
+                        left += 1
+                    lines[-1].append(Segment(f"  +{left} more", Style(color="grey50")))
                     break
                 lines.append([])
                 used = 0
