@@ -220,3 +220,21 @@ async def test_runs_table_sorts_by_a_column_and_stays_sorted_live(runs):
         await pilot.press("O")  # the next column
         await until(pilot, lambda: "sorted by max_steps ↑" in str(app.screen.query_one("#runs-status", Static)
                                                                       .render()))
+
+
+async def test_detail_screen_follows_the_run_live(runs):
+    from phenomon.tui.screens.detail import DetailScreen
+
+    d = make_run(runs, status="running", steps=100)
+    app = app_for(runs, launch_fn=FakeLauncher())
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.screen.query_one(DataTable).row_count == 1)
+        await pilot.press("enter")
+        assert isinstance(app.screen, DetailScreen)
+        text = lambda: str(app.screen.query_one("#detail-text", Static).render())  # noqa: E731
+        assert "status  running" in text()
+        w = store.RunWriter(d, store.read_manifest(d), background=False)
+        w.update(progress={"step": 150, "max_steps": 400})
+        w.close("finished", None, verdict="grokked: test ≥95% at step 150")
+        await until(pilot, lambda: "status  finished" in text() and "grokked: test ≥95% at step 150" in text())
+        assert "progress 150/400" in text()
