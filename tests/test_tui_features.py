@@ -189,8 +189,30 @@ async def test_x_axis_cycles_between_the_sweep_field_and_steps(runs):
         await until(pilot, lambda: chart.title == "train/acc" and "x: step" in _status(app))
         assert len(chart.series) == len(ids) // 2, "over steps: one curve per width, seeds pooled"
         assert chart.series[0].x.tolist() == [10.0, 20.0]
+        await pilot.press("X")  # wall time: seconds since each run's first row, the median over its seeds
+        await until(pilot, lambda: chart.title == "train/acc vs wall time (s)" and "x: wall time (s)" in _status(app))
+        xs = [s.x for s in chart.series]
+        assert len(xs) == len(ids) // 2 and all(x[0] == 0.0 and (np.diff(x) >= 0).all() and x[-1] < 60 for x in xs)
         await pilot.press("X")
         await until(pilot, lambda: chart.title == "train/acc vs width")
+
+
+def test_wall_time_is_the_median_of_the_seeds_seconds_at_each_step():
+    import polars as pl
+
+    from phenomon.tui import wall
+    from phenomon.tui.watcher import CLOCK
+
+    def clock(steps, secs):
+        return {CLOCK: pl.DataFrame({"step": steps, "value": [1000.0 + t for t in secs], "round": [None] * len(steps)},
+                                    schema={"step": pl.Int64, "value": pl.Float64, "round": pl.Int64})}
+
+    fr = {"a": clock([10, 20, 30], [0, 1, 2]), "b": clock([10, 20], [0, 3])}
+    manifests = {"a": {"config": {"lr": 1}, "seed": 0}, "b": {"config": {"lr": 1, "seed": 1}, "seed": 1}}
+    key = store.config_key(manifests["a"])
+    s = frames.Series("x", np.array([10.0, 20.0, 30.0]), np.array([0.1, 0.2, 0.3]), key=key)
+    (out,) = wall.over_wall_time([s], fr, manifests)
+    assert out.x.tolist() == [0.0, 2.0, 2.0] and out.y.tolist() == [0.1, 0.2, 0.3]  # step 30: seed a alone
 
 
 async def test_runs_table_sorts_by_a_column_and_stays_sorted_live(runs):

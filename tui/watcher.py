@@ -12,6 +12,7 @@ from phenomon import store
 from phenomon.tui.messages import Snapshot
 
 KEEP = ("step", "value", "round")  # the columns charts use; wall and epoch stay on disk
+CLOCK = "~wall"  # per run, one row per step: its wall-clock time (the compare screen's wall-time x axis)
 # Appends are chunks: a live run's frame would become thousands of them and every query over it slows ~5× (13.8 ms
 # at 0 chunks, 56.6 ms at 2,400, issue 12). Past this many the frame is rechunked: at one append per poll that is a
 # copy every ~8 s of a live run, amortised O(rows / MAX_CHUNKS) per append.
@@ -78,6 +79,9 @@ class StoreWatcher:
         for (name,), part in new.partition_by("name", as_dict=True, maintain_order=True).items():
             part = part.select(KEEP)
             out[name] = part if name not in out else compact(pl.concat([out[name], part], rechunk=False))
+        clock = new.group_by("step", maintain_order=True).agg(pl.col("wall").min().alias("value"),
+                                                               pl.col("round").first()).select(KEEP)
+        out[CLOCK] = clock if CLOCK not in out else compact(pl.concat([out[CLOCK], clock], rechunk=False))
         return out
 
     def _emit(self, snap: Snapshot) -> Snapshot | None:

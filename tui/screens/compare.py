@@ -17,8 +17,9 @@ from textual.widgets import Footer, Static
 from phenomon import registry
 from phenomon.config import UsageError
 from phenomon.store.axis import Axis, Step
-from phenomon.tui import frames, landmarks
+from phenomon.tui import frames, landmarks, wall
 from phenomon.tui.messages import Snapshot
+from phenomon.tui.watcher import CLOCK
 from phenomon.tui.screens.picker import MetricPicker
 from phenomon.tui.widgets.chart import GLYPHS, LineChart, style_of_index
 from phenomon.tui.widgets.toggles import ToggleBar
@@ -32,7 +33,7 @@ def panel_metrics(names: set[str]) -> tuple[str | None, ...]:
     metrics as logged — accuracies in the top row, losses in the bottom one (train first), the rest filling in."""
     if any(n in names for n in PANELS):
         return PANELS
-    own = sorted(n for n in names if n != "step" and n not in BOOKKEEPING
+    own = sorted(n for n in names if n not in ("step", CLOCK) and n not in BOOKKEEPING
                  and not n.startswith(("signal/", "null/", "time/")))
     order = lambda xs: sorted(xs, key=lambda n: (not n.startswith("train"), n))  # noqa: E731
     acc = order([n for n in own if "acc" in n.lower()])
@@ -155,12 +156,13 @@ class CompareScreen(Screen):
 
     @staticmethod
     def x_axes(phenomenon: str | None) -> tuple[Axis, ...]:
-        """What `X` cycles through: the phenomenon's own axis first (a sweep field, pruning rounds), then steps."""
+        """What `X` cycles through: the phenomenon's own axis first (a sweep field, pruning rounds), then steps,
+        then wall time."""
         try:
             own = registry.get(phenomenon).x_axis if phenomenon else Step()
         except UsageError:
             own = Step()
-        return (own,) if isinstance(own, Step) else (own, Step())
+        return (own, wall.WallTime()) if isinstance(own, Step) else (own, Step(), wall.WallTime())
 
     def signal_names(self, fr, manifests=None, slots: tuple | None = None) -> list[str]:
         """The metric picker's list: the phenomenon's outcome first (when not a main panel), then the model's other
@@ -175,7 +177,7 @@ class CompareScreen(Screen):
                 pass
             break
         shown = set(slots if slots is not None else panel_metrics(names))
-        rest = sorted(n for n in names if n not in shown and n != "step" and n != outcome)
+        rest = sorted(n for n in names if n not in shown and n not in ("step", CLOCK) and n != outcome)
         late = [n for n in rest if n in BOOKKEEPING or n.startswith("time/")]
         # the model's own metrics before the explanation signals, the nulls after them, bookkeeping last
         rank = lambda n: 2 if n.startswith("null/") else 1 if n.startswith("signal/") else 0  # noqa: E731
@@ -244,9 +246,11 @@ class CompareScreen(Screen):
             if len(self._cache) > 2048:  # keys of old row counts and smoothings pile up; pools are rebuilt
                 self._cache.clear()
             for cid, (name, key) in jobs.items():
-                if isinstance(x_axis, Step):
+                if isinstance(x_axis, (Step, wall.WallTime)):
                     series = frames.step_series(fr, manifests, name, alpha=alpha, buckets=width, log_x=log_x,
                                                 rows=rows, cache=self._cache, states=states)
+                    if isinstance(x_axis, wall.WallTime):
+                        series = wall.over_wall_time(series, fr, manifests)
                 else:
                     series = frames.sweep_series(fr, manifests, name, x_axis)
                 out[cid] = (name, key, tuple(series), bool(manifests))
