@@ -14,13 +14,14 @@ from textual.reactive import var
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from phenomon import registry
+from phenomon import registry, store
 from phenomon.config import UsageError
 from phenomon.store.axis import Axis, Step
 from phenomon.tui import frames, landmarks, wall
 from phenomon.tui.messages import Snapshot
 from phenomon.tui.watcher import CLOCK
 from phenomon.tui.screens.picker import MetricPicker
+from phenomon.tui.screens.runs import RunsScreen
 from phenomon.tui.widgets.chart import GLYPHS, LineChart, style_of_index
 from phenomon.tui.widgets.toggles import ToggleBar
 
@@ -315,19 +316,24 @@ class CompareScreen(Screen):
         cfgs = self.configs()
         if self.focus_key not in {k for k, _, _ in cfgs}:
             self.focus_key = cfgs[0][0] if cfgs else None
-        parts = []
+        room = max(20, self.size.width - 2)
+        head = f"{len(cfgs)} configuration(s) (. , focus · h hide · H all)" if cfgs else ""
+        text, used = (f"[b]{head}[/]", len(head)) if cfgs else ("", 0)
+        items = []
         for key, label, color in cfgs:
             colour, dash = style_of_index(color)
             mark = "▸" if key == self.focus_key else " "
-            if key in self.hidden:
-                parts.append(f"[grey50]{mark}{GLYPHS[dash]} {escape(label)} (hidden)[/]")
-            else:
-                parts.append(f"[{colour}]{mark}{GLYPHS[dash]} {escape(label)}[/]")
-        text = "  ".join(parts)
-        if cfgs:
-            text = f"[b]{len(cfgs)} configuration(s)[/] (. , focus · h hide · H all)  " + text
+            entry = f"{mark}{GLYPHS[dash]} {label}" + (" (hidden)" if key in self.hidden else "")
+            items.append((entry, "grey50" if key in self.hidden else colour))
         if self._landmarks.markers:
-            text += f"  [dim]┊ {escape(self._landmarks.legend)}[/]"
+            many = len([c for c in cfgs if c[0] not in self.hidden]) > LineChart.MARK_ALL
+            items.append((f"┊ {self._landmarks.legend}{' (of ▸ only: h hides others)' if many else ''}", "dim"))
+        for entry, style in items:  # wrapped between entries, never inside one
+            if used and used + 2 + len(entry) > room:
+                text, used = text + "\n", 0
+            elif used:
+                text, used = text + "  ", used + 2
+            text, used = text + f"[{style}]{escape(entry)}[/]", used + len(entry)
         legend = self.query_one("#compare-legend", Static)
         if legend.content != text:
             legend.update(text)
@@ -347,10 +353,17 @@ class CompareScreen(Screen):
             self._status(*self._runs()[1:])
 
     def action_focus_config(self, step: int) -> None:
+        """`.`/`,`: the next configuration in the legend; it becomes the app's focus too (toggle keys, s, n, k)."""
         keys = [k for k, _, _ in self.configs()]
         if keys:
             i = keys.index(self.focus_key) if self.focus_key in keys else -step
             self.focus_key = keys[(i + step) % len(keys)]
+            _, manifests, _ = self._runs()
+            groups = store.by_configuration(manifests)
+            rid = next(iter(groups.get(self.focus_key) or [r for r, m in manifests.items()
+                                                           if store.label_of(m) == self.focus_key]), None)
+            if rid is not None:
+                self.post_message(RunsScreen.Focused(rid))
 
     def action_hide(self) -> None:
         if self.focus_key is not None:
@@ -362,7 +375,8 @@ class CompareScreen(Screen):
     def _status(self, manifests, x_axis) -> None:
         groups = sorted({m.get("group", "?") for m in manifests.values()})
         alpha = SMOOTHING[self.smoothing]
-        text = (f"comparing {len(manifests)} run(s) · group {escape(', '.join(groups)) or '-'} · x: {x_axis.label}"
+        group = f"group {escape(groups[0])}" if len(groups) == 1 else f"{len(groups)} groups" if groups else "group -"
+        text = (f"comparing {len(manifests)} run(s) · {group} · x: {x_axis.label}"
                 f"{' (log)' if self.log_x else ''}{' · y log (y)' if self.log_y else ''} · EMA {alpha:g} ([ ])"
                 + ("" if self.compact else " · ←/→ cursor, click a chart"))
         lm = self._landmarks

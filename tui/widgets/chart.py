@@ -45,6 +45,7 @@ class LineChart(Widget):
     """A function of its reactives: series, log_x, the shared x range and the cursor; strips are cached."""
 
     DEFAULT_CSS = "LineChart { height: 1fr; min-height: 6; }"
+    MARK_ALL = 4  # landmarks of every visible configuration up to this many; beyond, only the focused one's
 
     series: reactive[tuple[Series, ...]] = reactive((), layout=False)
     title = reactive("")
@@ -194,6 +195,8 @@ class LineChart(Widget):
         lines[: len(legend)] = legend
         if lim is None or W < 4 or H < 2:
             msg = self.empty_text if lim is None else "(too small)"
+            if lim is None and self.series and not self.visible():
+                msg = "every configuration hidden: H shows them"
             lines[min(h - 1, h // 2)] = [Segment(msg.center(w)[:w], dim)]
             return [Strip(seg).adjust_cell_length(w) for seg in lines]
         x0, x1, y0, y1 = lim
@@ -212,6 +215,8 @@ class LineChart(Widget):
         colour_of = {s.key: s.color for s in series}
         for m in self.markers:
             if m.key not in colour_of:  # a hidden configuration's landmarks hide with it
+                continue
+            if len(series) > self.MARK_ALL and m.key != self.focus_key:  # 20 sets of markers hide the curves
                 continue
             mc = self._to_px(float(self._tx(m.x)), x0, x1, W)
             if 0 <= mc <= W - 1:
