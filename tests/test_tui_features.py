@@ -118,6 +118,21 @@ async def test_twenty_configurations_tell_apart():
     assert f"{GLYPHS[0]} lr 0" in text and f"{GLYPHS[1]} lr 10" in text
 
 
+def test_many_configurations_show_the_focused_ones_landmarks_only():
+    x = np.arange(1, 101, dtype=float)
+    series = tuple(frames.Series(f"lr {i}", x, np.full(100, 0.1 * i), color=i, key=str(i)) for i in range(6))
+    marks = tuple(landmarks.Marker(10.0 * (i + 1), str(i), i, "g") for i in range(6))
+    chart = LineChart("acc")
+    chart.series, chart.markers = series[:4], marks[:4]
+    assert [m.key for m in chart.shown_markers()] == ["0", "1", "2", "3"], "four: each one's landmarks"
+    chart.series, chart.markers, chart.focus_key = series, marks, "2"
+    assert [m.key for m in chart.shown_markers()] == ["2"], "six: only the focused one's"
+    chart.hidden = frozenset({"0", "1"})
+    assert [m.key for m in chart.shown_markers()] == ["2", "3", "4", "5"], "hiding two brings the others back"
+    chart.hidden = frozenset({"2", "3", "4", "5"})
+    assert [m.key for m in chart.shown_markers()] == ["0", "1"], "hidden ones' landmarks hide with them"
+
+
 def _many_metrics(root, n_sig: int = 6) -> None:
     m = store.new_manifest("other-run", "custom", config={"lr": 0.1})
     w = store.RunWriter(root / "other-run", m, background=False)

@@ -97,6 +97,14 @@ class LineChart(Widget):
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(y > 0, np.log10(np.where(y > 0, y, 1.0)), np.nan)
 
+    def shown_markers(self, series: tuple[Series, ...] | None = None) -> list:
+        """Landmarks of the visible configurations; beyond MARK_ALL of them only the focused one's (twenty sets of
+        markers would hide the curves)."""
+        series = self.visible() if series is None else series
+        keys = {s.key for s in series}
+        many = len(series) > self.MARK_ALL
+        return [m for m in self.markers if m.key in keys and not (many and m.key != self.focus_key)]
+
     def data_x_range(self) -> tuple[float, float] | None:
         xs = [s.x for s in self.visible() if len(s.x)]
         if not xs:
@@ -213,11 +221,7 @@ class LineChart(Widget):
         mark = np.full((H, W), -1)  # landmark markers: the colour index of the configuration, where no line is
         tags: dict[tuple[int, int], str] = {}
         colour_of = {s.key: s.color for s in series}
-        for m in self.markers:
-            if m.key not in colour_of:  # a hidden configuration's landmarks hide with it
-                continue
-            if len(series) > self.MARK_ALL and m.key != self.focus_key:  # 20 sets of markers hide the curves
-                continue
+        for m in self.shown_markers(series):
             mc = self._to_px(float(self._tx(m.x)), x0, x1, W)
             if 0 <= mc <= W - 1:
                 mc = int(round(mc))
