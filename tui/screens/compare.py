@@ -117,6 +117,7 @@ class CompareScreen(Screen):
         self._computed_at = 0.0
         self._deferred = None  # a timer for rows that came within LIVE_EVERY_S of the last computation
         self._landmarks = landmarks.Landmarks()
+        self._verdicts: dict = {}  # run id -> (rows judged, verdict): a run is judged again only on new rows
         self._signals: list[str] = []  # the picker's list as last computed
         self._update()
 
@@ -258,7 +259,7 @@ class CompareScreen(Screen):
                 if progressive:
                     self.app.call_from_thread(self._apply, out, x_axis, log_x, False)
                     out = {}
-            lm = landmarks.for_runs(fr, manifests, x_axis)
+            lm = landmarks.for_runs(fr, manifests, x_axis, self._verdicts)
             self.app.call_from_thread(self._apply_landmarks, lm)
         finally:
             self.app.call_from_thread(self._apply, out, x_axis, log_x, True)
