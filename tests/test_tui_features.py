@@ -275,3 +275,15 @@ async def test_detail_screen_follows_the_run_live(runs):
         w.close("finished", None, verdict="grokked: test ≥95% at step 150")
         await until(pilot, lambda: "status  finished" in text() and "grokked: test ≥95% at step 150" in text())
         assert "progress 150/400" in text()
+
+
+async def test_compare_with_nothing_selected_says_so(runs):
+    runs.mkdir(parents=True)
+    app = app_for(runs, launch_fn=FakeLauncher())
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.snapshot is not None)
+        app.get_screen("compare").run_ids = ()
+        await pilot.press("v")
+        chart = app.screen.query_one("#chart-test-acc", LineChart)
+        await until(pilot, lambda: chart.display and chart.empty_text == "no runs selected")
+        assert "no runs selected" in app.export_screenshot().replace("&#160;", " ")

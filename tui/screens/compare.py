@@ -32,7 +32,7 @@ BOOKKEEPING = ("epochs", "epoch", "params", "lr")  # logged, but rarely what a l
 def panel_metrics(names: set[str]) -> tuple[str | None, ...]:
     """What the four main panels show: phenomon's train/test accuracy and loss; for other people's runs their own
     metrics as logged — accuracies in the top row, losses in the bottom one (train first), the rest filling in."""
-    if any(n in names for n in PANELS):
+    if not names or any(n in names for n in PANELS):  # no rows yet: the panels say so rather than vanish
         return PANELS
     own = sorted(n for n in names if n not in ("step", CLOCK) and n not in BOOKKEEPING
                  and not n.startswith(("signal/", "null/", "time/")))
