@@ -84,6 +84,7 @@ async def test_compare_draws_landmarks_and_the_focused_verdict(runs):
         assert "┊" in svg and "m train ≥99% · g test ≥95%" in _legend(app)
         await pilot.press("full_stop")  # focus the next configuration: its verdict replaces the first's
         await until(pilot, lambda: "▸ weight decay 0: memorised at step 60, test never ≥95%" in _status(app))
+        await until(pilot, lambda: app.focus_cfg.weight_decay == 0.0)  # the toggle keys now act on it
 
 
 async def test_hide_and_show_one_configuration(runs):
