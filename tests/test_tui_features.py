@@ -56,7 +56,7 @@ def test_grokking_landmarks_are_each_configurations_criterion(runs):
     assert "no grokking" in lm.verdicts[wd]  # one seed: the criterion's own line
 
 
-def test_double_descent_threshold_and_peak_from_judge(runs):
+def _dd_sweep(runs) -> None:
     _sweep(runs)  # train acc 1.0 everywhere; test error peaks at width 16
     for d in runs.iterdir():  # give the sweep a train error that reaches 0 at width 16
         m = store.read_manifest(d)
@@ -64,10 +64,14 @@ def test_double_descent_threshold_and_peak_from_judge(runs):
         width = m["config"]["width"]
         w.log({"train/error": 0.3 if width == 8 else 0.0}, 30)
         w.close("finished")
+
+
+def test_double_descent_threshold_and_peak_from_judge(runs):
+    _dd_sweep(runs)
     snap = StoreWatcher(runs).poll()
     lm = landmarks.for_runs(dict(snap.frames), {r.id: r.manifest for r in snap.runs})
     assert {(m.key, m.tag, m.x) for m in lm.markers} == {("baseline", "T", 16.0), ("baseline", "P", 16.0)}
-    assert lm.verdicts["baseline"].startswith("no double descent") or "peak" in lm.verdicts["baseline"]
+    assert lm.verdicts["baseline"].startswith("double descent: peak test error 0.505 ± 0.007 at width 16")
     assert "2 seeds" in lm.verdicts["baseline"]
 
 
@@ -288,3 +292,50 @@ async def test_compare_with_nothing_selected_says_so(runs):
         chart = app.screen.query_one("#chart-test-acc", LineChart)
         await until(pilot, lambda: chart.display and chart.empty_text == "no runs selected")
         assert "no runs selected" in app.export_screenshot().replace("&#160;", " ")
+
+
+def _lottery_run(root, rid: str, accs: list[float]) -> None:
+    from phenomon import registry
+    from phenomon.config import to_dict
+
+    cfg = to_dict(registry.get("lottery_ticket").defaults())
+    w = store.RunWriter(root / rid, store.new_manifest(rid, "lottery_ticket", config=cfg, config_hash=rid,
+                                                       group="lt", seed=0), background=False)
+    for r, acc in enumerate(accs):
+        w.set_round(r)
+        w.log({"weights_remaining": 0.8 ** r, "round/test_acc": acc, "round/early_stop_step": 10.0,
+               "time/step_ms": 1.0}, 100 * (r + 1))
+    w.close("finished")
+
+
+def test_lottery_landmark_is_the_sparsest_matching_round(runs):
+    _lottery_run(runs, "lt-a", [0.90, 0.905, 0.90, 0.895, 0.85])
+    snap = StoreWatcher(runs).poll()
+    lm = landmarks.for_runs(dict(snap.frames), {r.id: r.manifest for r in snap.runs})
+    (m,) = lm.markers
+    assert m.tag == "★" and m.x == pytest.approx(0.8 ** 3)  # 0.895 is within 1 pt of 0.90; 0.85 is not
+    assert "down to 51.2% of weights" in next(iter(lm.verdicts.values()))
+
+
+def test_landmarks_of_every_phenomenon_never_import_torch(tmp_path):
+    """The criteria run inside the monitor: judging grokking, double descent and lottery runs pulls in no torch."""
+    import subprocess
+    import sys
+
+    make_run(tmp_path / "g")
+    _dd_sweep(tmp_path / "d")
+    _lottery_run(tmp_path / "l", "lt-a", [0.9, 0.9, 0.8])
+    code = f"""
+import sys
+from pathlib import Path
+from phenomon.tui import landmarks
+from phenomon.tui.watcher import StoreWatcher
+for d in ("g", "d", "l"):
+    snap = StoreWatcher(Path({str(tmp_path)!r}) / d).poll()
+    lm = landmarks.for_runs(dict(snap.frames), {{r.id: r.manifest for r in snap.runs}})
+    assert lm.verdicts, d
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "pytorch_lightning", "lightning")))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
