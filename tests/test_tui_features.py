@@ -23,7 +23,7 @@ def _status(app) -> str:
 
 
 def _legend(app) -> str:
-    return str(app.screen.query_one("#compare-legend", Static).render())
+    return str(app.screen.query_one("#compare-legend").render())
 
 
 async def _compare_all(pilot, n: int) -> CompareScreen:

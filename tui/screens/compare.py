@@ -22,7 +22,8 @@ from phenomon.tui.messages import Snapshot
 from phenomon.tui.watcher import CLOCK
 from phenomon.tui.screens.picker import MetricPicker
 from phenomon.tui.screens.runs import RunsScreen
-from phenomon.tui.widgets.chart import GLYPHS, LineChart, style_of_index
+from phenomon.tui.widgets.chart import LineChart
+from phenomon.tui.widgets.legend import ConfigLegend
 from phenomon.tui.widgets.toggles import ToggleBar
 
 PANELS = ("train/acc", "test/acc", "train/loss", "test/loss")
@@ -104,7 +105,7 @@ class CompareScreen(Screen):
         with Horizontal(id="signals"):
             for cid in SIGNAL_IDS:
                 yield LineChart("signal", id=cid, classes="panel signal")
-        yield Static(id="compare-legend")
+        yield ConfigLegend(id="compare-legend")
         yield ToggleBar(id="toggles")
         yield Footer()
 
@@ -317,27 +318,11 @@ class CompareScreen(Screen):
         cfgs = self.configs()
         if self.focus_key not in {k for k, _, _ in cfgs}:
             self.focus_key = cfgs[0][0] if cfgs else None
-        room = max(20, self.size.width - 2)
-        head = f"{len(cfgs)} configuration(s) (. , focus · h hide · H all)" if cfgs else ""
-        text, used = (f"[b]{head}[/]", len(head)) if cfgs else ("", 0)
-        items = []
-        for key, label, color in cfgs:
-            colour, dash = style_of_index(color)
-            mark = "▸" if key == self.focus_key else " "
-            entry = f"{mark}{GLYPHS[dash]} {label}" + (" (hidden)" if key in self.hidden else "")
-            items.append((entry, "grey50" if key in self.hidden else colour))
-        if self._landmarks.markers:
-            many = len([c for c in cfgs if c[0] not in self.hidden]) > LineChart.MARK_ALL
-            items.append((f"┊ {self._landmarks.legend}{' (of ▸ only: h hides others)' if many else ''}", "dim"))
-        for entry, style in items:  # wrapped between entries, never inside one
-            if used and used + 2 + len(entry) > room:
-                text, used = text + "\n", 0
-            elif used:
-                text, used = text + "  ", used + 2
-            text, used = text + f"[{style}]{escape(entry)}[/]", used + len(entry)
-        legend = self.query_one("#compare-legend", Static)
-        if legend.content != text:
-            legend.update(text)
+        legend = self.query_one("#compare-legend", ConfigLegend)
+        legend.configs, legend.focus_key, legend.hidden = tuple(cfgs), self.focus_key, self.hidden
+        many = len([c for c in cfgs if c[0] not in self.hidden]) > LineChart.MARK_ALL
+        legend.note = (f"┊ {self._landmarks.legend}{' (of ▸ only: h hides others)' if many else ''}"
+                       if self._landmarks.markers else "")
 
     def watch_hidden(self) -> None:
         for chart in self.query(LineChart):
