@@ -199,7 +199,8 @@ async def test_several_signal_panels_at_once(runs):
 
 
 async def test_x_axis_cycles_between_the_sweep_field_and_steps(runs):
-    ids = _sweep(runs)
+    _dd_sweep(runs)
+    ids = [d.name for d in runs.iterdir()]
     app = app_for(runs, launch_fn=FakeLauncher())
     async with app.run_test(size=SIZE) as pilot:
         screen = await _compare_all(pilot, len(ids))
@@ -209,6 +210,7 @@ async def test_x_axis_cycles_between_the_sweep_field_and_steps(runs):
         await until(pilot, lambda: chart.title == "train/acc" and "x: step" in _status(app))
         assert len(chart.series) == len(ids) // 2, "over steps: one curve per width, seeds pooled"
         assert chart.series[0].x.tolist() == [10.0, 20.0]
+        assert "▸ width 8 (2 seeds): double descent: peak" in _status(app), "a width shows its sweep's verdict"
         await pilot.press("X")  # wall time: seconds since each run's first row, the mean over its seeds
         await until(pilot, lambda: chart.title == "train/acc vs wall time (s)" and "x: wall time (s)" in _status(app))
         xs = [s.x for s in chart.series]

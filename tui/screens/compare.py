@@ -307,7 +307,7 @@ class CompareScreen(Screen):
     def configs(self) -> list[tuple[str, str, int]]:
         """(key, label, colour index) of every configuration drawn in any panel, in colour order."""
         seen: dict[str, tuple[str, str, int]] = {}
-        for chart in self.query(LineChart):
+        for chart in (c for c in self.query(LineChart) if c.display):  # a hidden panel may hold another axis' series
             for s in chart.series:
                 if s.key and s.key not in seen:
                     seen[s.key] = (s.key, s.label, s.color)
@@ -368,7 +368,12 @@ class CompareScreen(Screen):
         lm = self._landmarks
         label = next((lab for k, lab, _ in self.configs() if k == self.focus_key), None)
         if label is not None:
-            verdict = (lm.verdicts or {}).get(self.focus_key) or "no verdict yet"
+            verdicts = lm.verdicts or {}
+            verdict = verdicts.get(self.focus_key)
+            if verdict is None:  # a sweep seen over steps: its configurations are widths, its verdict is per label
+                rids = store.by_configuration(manifests).get(self.focus_key) or ()
+                verdict = next((verdicts[lab] for r in rids if (lab := store.label_of(manifests[r])) in verdicts), None)
+            verdict = verdict or "no verdict yet"
             text += f"\n▸ [b]{escape(label)}[/]: {escape(verdict)}"
         status = self.query_one("#compare-status", Static)
         if status.content != text:  # an update re-lays out the whole screen: not on every snapshot
