@@ -135,8 +135,8 @@ _REGISTRY: dict[str, Phenomenon] = {}
 
 # Keys the monitor binds itself (the app and every screen): a toggle may not take one of them. The registry may not
 # import textual, so this is a copy; tests/test_registry.py checks it equals every BINDINGS key of the app and screens.
-RESERVED_KEYS = frozenset("q?snkvSrcptxlga[]") | {"space", "enter", "escape", "left", "right", "shift+left",
-                                                  "shift+right", "ctrl+c", "ctrl+s", "ctrl+r", "y", "G"}
+RESERVED_KEYS = frozenset("q?snkvSrcptxlga[]/+-X.,hHO") | {"space", "enter", "escape", "left", "right", "shift+left",
+                                                  "shift+right", "ctrl+c", "ctrl+s", "ctrl+r", "y", "G", "up", "down"}
 
 
 def check_toggle_keys(ph: "Phenomenon") -> None:

@@ -27,3 +27,13 @@ def phenomon(*args: str, timeout: float = 120, env: dict | None = None) -> subpr
     e = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "phenomon", *args], capture_output=True, text=True,
                           timeout=timeout, cwd=REPO, env=e)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--snapshot-update", action="store_true", default=False,
+                     help="rewrite the stored SVG snapshots under tests/snapshots/ from this run (then review the diff)")
+
+
+@pytest.fixture
+def snapshot_update(request) -> bool:
+    return bool(request.config.getoption("--snapshot-update"))

@@ -306,16 +306,17 @@ async def test_screens_layout_at_fixed_size(prepared):
         chart = app.screen.query_one("#chart-test-acc", LineChart)
         await until(pilot, lambda: len(chart.series) >= 2)
         await pilot.pause(0.1)
-        assert _stacked(app.screen) == ["compare-status", "charts", "chart-signal", "toggles", "Footer"]
+        assert _stacked(app.screen) == ["compare-status", "charts", "signals", "compare-legend", "toggles",
+                                           "Footer"]
         assert str(app.screen.query_one("#compare-status", Static).render()).startswith("comparing 3 run(s) · group ")
         grid = {w.title: w.region for w in app.screen.query_one("#charts").children}
         assert list(grid) == ["train/acc", "test/acc", "train/loss", "test/loss"]
         assert grid["train/acc"].y == grid["test/acc"].y < grid["train/loss"].y == grid["test/loss"].y, "two rows"
         assert grid["train/acc"].x == grid["train/loss"].x < grid["test/acc"].x == grid["test/loss"].x, "two columns"
         assert len({(r.width, r.height) for r in grid.values()}) <= 2 and min(r.height for r in grid.values()) >= 6
-        for w in app.screen.query(LineChart):
+        for w in (w for w in app.screen.query(LineChart) if w.display):
             assert [s.label for s in w.series] == ["weight decay 1 (2 seeds)", "weight decay 0"], w.title
-        assert app.screen.query_one("#chart-signal", LineChart).title == "weight_norm  (1/1, g/G)"
+        assert app.screen.query_one("#chart-signal", LineChart).title == "weight_norm  (1/1, g/G /)"
         svg = app.export_screenshot()
         assert any(0x2801 <= ord(ch) <= 0x28FF for ch in svg), "braille curves drawn"
 

@@ -23,15 +23,16 @@ class Series:
     lo: np.ndarray | None = None
     hi: np.ndarray | None = None
     color: int = 0  # index into the chart palette
+    key: str = ""  # the configuration (or sweep label) it draws: what hiding one configuration hides
 
 
-def _series(label: str, band, x: str, color: int) -> Series:
+def _series(label: str, band, x: str, color: int, key: str = "") -> Series:
     """A band is drawn only where at least two seeds have a value: one seed's own value is no spread. `band`: a
     frame or a dict of arrays with the columns x, mean, lo, hi, n."""
     two = np.asarray(band["n"]) > 1
     lo = np.where(two, np.asarray(band["lo"]), np.nan) if two.any() else None
     hi = np.where(two, np.asarray(band["hi"]), np.nan) if two.any() else None
-    return Series(label, np.asarray(band[x]).astype(float), np.asarray(band["mean"]), lo, hi, color)
+    return Series(label, np.asarray(band[x]).astype(float), np.asarray(band["mean"]), lo, hi, color, key)
 
 
 BAND_SCHEMA = {"step": pl.Int64, "mean": pl.Float64, "lo": pl.Float64, "hi": pl.Float64, "n": pl.UInt32}
@@ -261,7 +262,7 @@ def step_series(frames: store.queries.RunFrames, manifests: dict[str, dict], met
             ended = sorted({states.get(r) for r in rids} & set(ENDED_EARLY))
             label = labels[ck] + (f" ({len(runs_in)} seeds)" if len(runs_in) > 1 else "")
             label += f" [{'/'.join(ended)}]" if ended else ""
-            series = _series(label, band, "step", n)
+            series = _series(label, band, "step", n, ck)
             out.append(series)
         if cache is not None and key is not None:
             last = ("last", tuple(rids), metric, alpha)
@@ -275,4 +276,4 @@ def sweep_series(frames: store.queries.RunFrames, manifests: dict[str, dict], me
     """One series per label against a sweep field (a point per run) or a round metric (a point per round)."""
     pts = store.sweep_points(frames, manifests, metric, axis)
     labels = pts["label"].unique(maintain_order=True).to_list()
-    return [_series(label, pts.filter(pl.col("label") == label), "x", n) for n, label in enumerate(labels)]
+    return [_series(label, pts.filter(pl.col("label") == label), "x", n, label) for n, label in enumerate(labels)]

@@ -12,6 +12,7 @@ from phenomon import store
 from phenomon.tui.messages import Snapshot
 
 KEEP = ("step", "value", "round")  # the columns charts use; wall and epoch stay on disk
+CLOCK = "~wall"  # per run, one row per step: its wall-clock time (the compare screen's wall-time x axis)
 # Appends are chunks: a live run's frame would become thousands of them and every query over it slows ~5× (13.8 ms
 # at 0 chunks, 56.6 ms at 2,400, issue 12). Past this many the frame is rechunked: at one append per poll that is a
 # copy every ~8 s of a live run, amortised O(rows / MAX_CHUNKS) per append.
@@ -99,6 +100,9 @@ class StoreWatcher:
                                                           include_key=False).items()}
         for name, part in parts.items():
             out[name] = part if name not in out else compact(pl.concat([out[name], part], rechunk=False))
+        clock = new.group_by("step", maintain_order=True).agg(pl.col("wall").min().alias("value"),
+                                                               pl.col("round").first()).select(KEEP)
+        out[CLOCK] = clock if CLOCK not in out else compact(pl.concat([out[CLOCK], clock], rechunk=False))
         return out
 
     def _emit(self, snap: Snapshot) -> Snapshot | None:

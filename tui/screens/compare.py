@@ -10,17 +10,21 @@ from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Grid
+from textual.containers import Grid, Horizontal
 from textual.reactive import var
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from phenomon import registry
+from phenomon import registry, store
 from phenomon.config import UsageError
 from phenomon.store.axis import Axis, Step
-from phenomon.tui import frames
+from phenomon.tui import frames, landmarks, wall
 from phenomon.tui.messages import Snapshot
+from phenomon.tui.watcher import CLOCK
+from phenomon.tui.screens.picker import MetricPicker
+from phenomon.tui.screens.runs import RunsScreen
 from phenomon.tui.widgets.chart import LineChart
+from phenomon.tui.widgets.legend import ConfigLegend
 from phenomon.tui.widgets.toggles import ToggleBar
 
 PANELS = ("train/acc", "test/acc", "train/loss", "test/loss")
@@ -30,9 +34,9 @@ BOOKKEEPING = ("epochs", "epoch", "params", "lr")  # logged, but rarely what a l
 def panel_metrics(names: set[str]) -> tuple[str | None, ...]:
     """What the four main panels show: phenomon's train/test accuracy and loss; for other people's runs their own
     metrics as logged — accuracies in the top row, losses in the bottom one (train first), the rest filling in."""
-    if any(n in names for n in PANELS):
+    if not names or any(n in names for n in PANELS):  # no rows yet: the panels say so rather than vanish
         return PANELS
-    own = sorted(n for n in names if n != "step" and n not in BOOKKEEPING
+    own = sorted(n for n in names if n not in ("step", CLOCK) and n not in BOOKKEEPING
                  and not n.startswith(("signal/", "null/", "time/")))
     order = lambda xs: sorted(xs, key=lambda n: (not n.startswith("train"), n))  # noqa: E731
     acc = order([n for n in own if "acc" in n.lower()])
@@ -59,6 +63,8 @@ def stable_end(lo: float, hi: float, log_x: bool) -> tuple[float, float]:
 LIVE_EVERY_S = 1.0  # rows streaming in redraw the panels at most this often; a key redraws them at once
 COMPACT_BELOW = 40  # rows: under this the screen shows the two test panels, taller, and no signal panel
 SMOOTHING = (0.0, 0.5, 0.8, 0.9, 0.95, 0.99)
+MAX_SIGNALS = 3  # signal panels side by side in the lower row
+SIGNAL_IDS = ("chart-signal-1", "chart-signal-2", "chart-signal")  # extras (pinned by +), then the active one
 
 
 class CompareScreen(Screen):
@@ -77,6 +83,14 @@ class CompareScreen(Screen):
         Binding("y", "toggle_log_y", "Log y"),
         Binding("g", "next_signal(1)", "Next metric"),
         Binding("G", "next_signal(-1)", "Previous metric", show=False),
+        Binding("slash", "pick", "Find metric", key_display="/"),
+        Binding("plus", "more_signals(1)", "Pin panel, add one", key_display="+", show=False),
+        Binding("minus", "more_signals(-1)", "One signal panel less", key_display="-", show=False),
+        Binding("X", "cycle_x", "Cycle x axis"),
+        Binding("full_stop", "focus_config(1)", "Focus next configuration", key_display=".", show=False),
+        Binding("comma", "focus_config(-1)", "Focus previous configuration", key_display=",", show=False),
+        Binding("h", "hide", "Hide/show focused"),
+        Binding("H", "show_all", "Show all", show=False),
     ]
 
     # vars: a screen-level reactive would repaint every panel on each snapshot; each chart repaints itself
@@ -87,6 +101,10 @@ class CompareScreen(Screen):
     log_y = var(False)
     signal_index = var(0)
     cursor_pos: var[float | None] = var(None)  # 0..1 across the shared x axis
+    pinned: var[tuple[str, ...]] = var(())  # signal panels kept beside the active one (`+` pins, `-` unpins)
+    hidden: var[frozenset[str]] = var(frozenset())  # configurations not drawn
+    focus_key: var[str | None] = var(None)  # the legend's focused configuration (`.`/`,` move it, `h` hides it)
+    x_mode = var(0)  # index into the phenomenon's x axes: its own first, then steps (and back)
 
     def compose(self) -> ComposeResult:
         yield Static(id="compare-status")
@@ -94,7 +112,10 @@ class CompareScreen(Screen):
             for name in PANELS:
                 yield LineChart(name, id=f"chart-{name.replace('/', '-')}",
                                 classes="panel" + (" train" if name.startswith("train/") else ""))
-        yield LineChart("signal", id="chart-signal", classes="panel")
+        with Horizontal(id="signals"):
+            for cid in SIGNAL_IDS:
+                yield LineChart("signal", id=cid, classes="panel signal")
+        yield ConfigLegend(id="compare-legend")
         yield ToggleBar(id="toggles")
         yield Footer()
 
@@ -106,12 +127,15 @@ class CompareScreen(Screen):
         self._view: tuple = ()  # what the user chose when panels were last computed (runs, smoothing, ...)
         self._computed_at = 0.0
         self._deferred = None  # a timer for rows that came within LIVE_EVERY_S of the last computation
+        self._landmarks = landmarks.Landmarks()
+        self._verdicts: dict = {}  # run id -> (rows judged, verdict): a run is judged again only on new rows
+        self._signals: list[str] = []  # the picker's list as last computed
         self._update()
 
     def watch_snapshot(self) -> None:
         self._update()
 
-    watch_run_ids = watch_smoothing = watch_log_x = watch_signal_index = watch_snapshot
+    watch_run_ids = watch_smoothing = watch_log_x = watch_signal_index = watch_pinned = watch_x_mode = watch_snapshot
 
     def watch_log_y(self, log_y: bool) -> None:
         for chart in self.query(LineChart):  # a redraw, not a recomputation
@@ -139,13 +163,19 @@ class CompareScreen(Screen):
             return {}, {}, Step()
         runs = [r for r in snap.runs if r.id in self.run_ids]
         manifests = {r.id: r.manifest for r in runs}
-        x_axis: Axis = Step()
-        if runs:
-            try:
-                x_axis = registry.get(runs[0].phenomenon).x_axis
-            except UsageError:
-                pass
+        axes = self.x_axes(runs[0].phenomenon if runs else None)
+        x_axis: Axis = axes[self.x_mode % len(axes)]
         return {r.id: snap.frames[r.id] for r in runs if r.id in snap.frames}, manifests, x_axis
+
+    @staticmethod
+    def x_axes(phenomenon: str | None) -> tuple[Axis, ...]:
+        """What `X` cycles through: the phenomenon's own axis first (a sweep field, pruning rounds), then steps,
+        then wall time."""
+        try:
+            own = registry.get(phenomenon).x_axis if phenomenon else Step()
+        except UsageError:
+            own = Step()
+        return (own, wall.WallTime()) if isinstance(own, Step) else (own, Step(), wall.WallTime())
 
     def signal_names(self, fr, manifests=None, slots: tuple | None = None) -> list[str]:
         """The metric picker's list: the phenomenon's outcome first (when not a main panel), then the model's other
@@ -160,7 +190,7 @@ class CompareScreen(Screen):
                 pass
             break
         shown = set(slots if slots is not None else panel_metrics(names))
-        rest = sorted(n for n in names if n not in shown and n != "step" and n != outcome)
+        rest = sorted(n for n in names if n not in shown and n not in ("step", CLOCK) and n != outcome)
         late = [n for n in rest if n in BOOKKEEPING or n.startswith("time/")]
         # the model's own metrics before the explanation signals, the nulls after them, bookkeeping last
         rank = lambda n: 2 if n.startswith("null/") else 1 if n.startswith("signal/") else 0  # noqa: E731
@@ -181,8 +211,13 @@ class CompareScreen(Screen):
         slots = panel_metrics(names)  # the four panels keep their ids; what each shows follows the runs' metrics
         signals = self.signal_names(fr, manifests, slots)
         sig = signals[self.signal_index % len(signals)] if signals else None
+        self._signals = signals
         self._picked = (self.signal_index % len(signals) + 1, len(signals)) if signals else None
-        self.query_one("#chart-signal").display = sig is not None and not self.compact
+        pins = [p for p in self.pinned if p in signals and p != sig][: MAX_SIGNALS - 1]
+        lower = dict(zip(SIGNAL_IDS[MAX_SIGNALS - 1 - len(pins):], [*pins, sig]))
+        for cid in SIGNAL_IDS:
+            self.query_one(f"#{cid}").display = cid in lower and sig is not None and not self.compact
+        self.query_one("#signals").display = sig is not None and not self.compact
         width = max(20, self.size.width)
         runs = tuple((rid, snap.rows.get(rid), (snap.run(rid) or None) and snap.run(rid).state) for rid in manifests)
         for slot, name in zip(PANELS, slots):
@@ -191,7 +226,7 @@ class CompareScreen(Screen):
         wanted = {f"chart-{slot.replace('/', '-')}": name for slot, name in zip(PANELS, slots)
                   if name is not None and not (self.compact and slot.startswith("train/"))}  # hidden: nothing computed
         if sig is not None and not self.compact:
-            wanted["chart-signal"] = sig
+            wanted.update(lower)
         jobs = {}
         for cid, name in wanted.items():
             key = (name, runs, self.smoothing, self.log_x, width, x_axis)
@@ -225,15 +260,19 @@ class CompareScreen(Screen):
             if len(self._cache) > 2048:  # keys of old row counts and smoothings pile up; pools are rebuilt
                 self._cache.clear()
             for cid, (name, key) in jobs.items():
-                if isinstance(x_axis, Step):
+                if isinstance(x_axis, (Step, wall.WallTime)):
                     series = frames.step_series(fr, manifests, name, alpha=alpha, buckets=width, log_x=log_x,
                                                 rows=rows, cache=self._cache, states=states)
+                    if isinstance(x_axis, wall.WallTime):
+                        series = wall.over_wall_time(series, fr, manifests)
                 else:
                     series = frames.sweep_series(fr, manifests, name, x_axis)
                 out[cid] = (name, key, tuple(series), bool(manifests))
                 if progressive:
                     self.app.call_from_thread(self._apply, out, x_axis, log_x, False)
                     out = {}
+            lm = landmarks.for_runs(fr, manifests, x_axis, self._verdicts)
+            self.app.call_from_thread(self._apply_landmarks, lm)
         finally:
             self.app.call_from_thread(self._apply, out, x_axis, log_x, True)
 
@@ -245,13 +284,21 @@ class CompareScreen(Screen):
             with chart.prevent(LineChart.CursorMoved):
                 title = name if isinstance(x_axis, Step) else f"{name} vs {x_axis.label}"
                 if cid == "chart-signal" and getattr(self, "_picked", None):
-                    title += f"  ({self._picked[0]}/{self._picked[1]}, g/G)"
+                    title += f"  ({self._picked[0]}/{self._picked[1]}, g/G /)"
                 chart.title = title
                 chart.log_y = self.log_y
+                chart.hidden, chart.focus_key = self.hidden, self.focus_key
                 chart.log_x = log_x
                 chart.series = series
                 chart.empty_text = f"no {name} rows yet" if any_runs else "no runs selected"
             self._keys[cid] = key
+        self._share_x()
+        self._legend()
+        if done and self._again:
+            self._again = False
+            self._update()
+
+    def _share_x(self) -> None:
         charts = [c for c in self.query(LineChart) if c.display]
         ranges = [r for c in charts if (r := c.data_x_range()) is not None]
         shared = (min(r[0] for r in ranges), max(r[1] for r in ranges)) if ranges else None
@@ -260,9 +307,69 @@ class CompareScreen(Screen):
         for chart in self.query(LineChart):
             chart.x_range = shared
         self._place_cursor()
-        if done and self._again:
-            self._again = False
-            self._update()
+
+    def _apply_landmarks(self, lm: landmarks.Landmarks) -> None:
+        self._landmarks = lm
+        for chart in self.query(LineChart):
+            chart.markers = lm.markers
+        self._legend()
+        if self.snapshot is not None:
+            self._status(*self._runs()[1:])
+
+    # configurations: the shared legend, focus and hiding -----------------------------------------------
+    def configs(self) -> list[tuple[str, str, int]]:
+        """(key, label, colour index) of every configuration drawn in any panel, in colour order."""
+        seen: dict[str, tuple[str, str, int]] = {}
+        for chart in (c for c in self.query(LineChart) if c.display):  # a hidden panel may hold another axis' series
+            for s in chart.series:
+                if s.key and s.key not in seen:
+                    seen[s.key] = (s.key, s.label, s.color)
+        return sorted(seen.values(), key=lambda c: c[2])
+
+    def _legend(self) -> None:
+        """Every configuration with its colour and line style (panels' own legends may run out of room)."""
+        cfgs = self.configs()
+        if self.focus_key not in {k for k, _, _ in cfgs}:
+            self.focus_key = cfgs[0][0] if cfgs else None
+        legend = self.query_one("#compare-legend", ConfigLegend)
+        legend.configs, legend.focus_key, legend.hidden = tuple(cfgs), self.focus_key, self.hidden
+        many = len([c for c in cfgs if c[0] not in self.hidden]) > LineChart.MARK_ALL
+        legend.note = (f"┊ {self._landmarks.legend}{' (of ▸ only: h hides others)' if many else ''}"
+                       if self._landmarks.markers else "")
+
+    def watch_hidden(self) -> None:
+        for chart in self.query(LineChart):
+            chart.hidden = self.hidden
+        if self.is_mounted:
+            self._share_x()
+            self._legend()
+
+    def watch_focus_key(self) -> None:
+        for chart in self.query(LineChart):
+            chart.focus_key = self.focus_key
+        if self.is_mounted and self.snapshot is not None:
+            self._legend()
+            self._status(*self._runs()[1:])
+
+    def action_focus_config(self, step: int) -> None:
+        """`.`/`,`: the next configuration in the legend; it becomes the app's focus too (toggle keys, s, n, k)."""
+        keys = [k for k, _, _ in self.configs()]
+        if keys:
+            i = keys.index(self.focus_key) if self.focus_key in keys else -step
+            self.focus_key = keys[(i + step) % len(keys)]
+            _, manifests, _ = self._runs()
+            groups = store.by_configuration(manifests)
+            rid = next(iter(groups.get(self.focus_key) or [r for r, m in manifests.items()
+                                                           if store.label_of(m) == self.focus_key]), None)
+            if rid is not None:
+                self.post_message(RunsScreen.Focused(rid))
+
+    def action_hide(self) -> None:
+        if self.focus_key is not None:
+            self.hidden = self.hidden ^ {self.focus_key}
+
+    def action_show_all(self) -> None:
+        self.hidden = frozenset()
 
     def _live(self) -> bool:
         snap = self.snapshot
@@ -271,9 +378,20 @@ class CompareScreen(Screen):
     def _status(self, manifests, x_axis) -> None:
         groups = sorted({m.get("group", "?") for m in manifests.values()})
         alpha = SMOOTHING[self.smoothing]
-        text = (f"comparing {len(manifests)} run(s) · group {escape(', '.join(groups)) or '-'} · x: {x_axis.label}"
-                f"{' (log)' if self.log_x else ''}{' · y log (y)' if self.log_y else ''} · smoothing EMA {alpha:g} "
-                f"([ ]) · ←/→ cursor, click a chart")
+        group = f"group {escape(groups[0])}" if len(groups) == 1 else f"{len(groups)} groups" if groups else "group -"
+        text = (f"comparing {len(manifests)} run(s) · {group} · x: {x_axis.label}"
+                f"{' (log)' if self.log_x else ''}{' · y log (y)' if self.log_y else ''} · EMA {alpha:g} ([ ])"
+                + ("" if self.compact else " · ←/→ cursor, click a chart"))
+        lm = self._landmarks
+        label = next((lab for k, lab, _ in self.configs() if k == self.focus_key), None)
+        if label is not None:
+            verdicts = lm.verdicts or {}
+            verdict = verdicts.get(self.focus_key)
+            if verdict is None:  # a sweep seen over steps: its configurations are widths, its verdict is per label
+                rids = store.by_configuration(manifests).get(self.focus_key) or ()
+                verdict = next((verdicts[lab] for r in rids if (lab := store.label_of(manifests[r])) in verdicts), None)
+            verdict = verdict or "no verdict yet"
+            text += f"\n▸ [b]{escape(label)}[/]: {escape(verdict)}"
         status = self.query_one("#compare-status", Static)
         if status.content != text:  # an update re-lays out the whole screen: not on every snapshot
             status.update(text)
@@ -322,6 +440,46 @@ class CompareScreen(Screen):
 
     def action_next_signal(self, step: int = 1) -> None:
         self.signal_index += step
+
+    def action_pick(self) -> None:
+        """`/`: a searchable list of every metric; the chosen one replaces the active signal panel."""
+        names = list(self._signals)
+        if not names:
+            self.notify("no other metrics logged yet")
+            return
+        current = names[self.signal_index % len(names)]
+
+        def chosen(name: str | None) -> None:
+            if name in self._signals:
+                self.signal_index = self._signals.index(name)
+
+        self.app.push_screen(MetricPicker(names, current), chosen)
+
+    def action_more_signals(self, step: int) -> None:
+        """`+` pins the active signal panel and shows the next metric beside it; `-` drops the last pinned one."""
+        names = list(self._signals)
+        if not names:
+            return
+        current = names[self.signal_index % len(names)]
+        if step > 0 and len(self.pinned) < MAX_SIGNALS - 1 and len(names) > len(self.pinned) + 1:
+            self.pinned = (*self.pinned, current)
+            shown = set(self.pinned)
+            nxt = next(i for k in range(1, len(names) + 1)
+                       if names[(i := (self.signal_index + k) % len(names))] not in shown)
+            self.signal_index = nxt
+        elif step < 0 and self.pinned:
+            *rest, last = self.pinned
+            self.pinned = tuple(rest)
+            if last in names:
+                self.signal_index = names.index(last)
+
+    def action_cycle_x(self) -> None:
+        runs = [r for r in self.snapshot.runs if r.id in self.run_ids] if self.snapshot else []
+        axes = self.x_axes(runs[0].phenomenon if runs else None)
+        if len(axes) < 2:
+            self.notify(f"x: {axes[0].label} is this phenomenon's only axis")
+            return
+        self.x_mode = (self.x_mode + 1) % len(axes)
 
     def action_toggle_log_y(self) -> None:
         self.log_y = not self.log_y

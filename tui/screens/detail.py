@@ -39,7 +39,10 @@ def describe(info: RunInfo) -> str:
 
 
 class DetailScreen(ModalScreen):
+    """Live: while open it follows the app's latest snapshot (progress, status, verdict as the run goes on)."""
+
     BINDINGS = [Binding("escape,q,enter", "dismiss", "Close")]
+    REFRESH_S = 0.5
 
     def __init__(self, info: RunInfo) -> None:
         super().__init__()
@@ -48,3 +51,13 @@ class DetailScreen(ModalScreen):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="detail-box"):
             yield Static(describe(self.info), id="detail-text")
+
+    def on_mount(self) -> None:
+        self.set_interval(self.REFRESH_S, self._follow)
+
+    def _follow(self) -> None:
+        snap = getattr(self.app, "snapshot", None)
+        info = snap.run(self.info.id) if snap is not None else None
+        if info is not None and (info.state, info.manifest) != (self.info.state, self.info.manifest):
+            self.info = info
+            self.query_one("#detail-text", Static).update(describe(info))

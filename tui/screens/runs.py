@@ -96,6 +96,16 @@ def setting_text(v) -> str:
     return str(v)
 
 
+def sort_key(v) -> tuple:
+    """Numbers by value, then text: a cell such as "0.003" or "██ 40%" sorts as a number, ties keep store order."""
+    text = (v.plain if isinstance(v, Text) else str(v)).strip()
+    num = text.rsplit(" ", 1)[-1].rstrip("%")
+    try:
+        return (0, float(num), "")
+    except ValueError:
+        return (1, 0.0, text.lower())
+
+
 def widths(columns: list[str], rows: list[tuple], total: int) -> list[int]:
     """Each column as wide as its widest cell or label (some capped); the verdict gets the rest of the terminal. When
     that leaves the verdict under ROOMY columns (or under NARROW terminals), the metrics column shows one headline;
@@ -130,12 +140,14 @@ class RunsScreen(Screen):
         Binding("p", "cycle_phenomenon", "Phenomenon", tooltip="Phenomenon filter"),
         Binding("t", "cycle_state", "Status", tooltip="Status filter"),
         Binding("x", "stop", "Stop run"),
+        Binding("O", "cycle_sort", "Sort column"),
     ]
 
     snapshot: var[Snapshot | None] = var(None)
     selected: var[frozenset[str]] = var(frozenset())
     state_filter = var("all")
     phenomenon_filter = var("all")
+    sort_by: var[tuple[str, bool] | None] = var(None)  # (column, descending); None: the store's order
 
     class Selected(Message):
         def __init__(self, run_id: str) -> None:
@@ -189,6 +201,26 @@ class RunsScreen(Screen):
     def watch_phenomenon_filter(self) -> None:
         self._fill()
 
+    def watch_sort_by(self) -> None:
+        self._fill()
+
+    def action_cycle_sort(self) -> None:
+        """O: sort by the next column (ascending), after the last back to the store's order."""
+        cols = [c for c in self._layout[0] if c != "sel"] if self._layout else []
+        now = self.sort_by[0] if self.sort_by else None
+        nxt = cols[cols.index(now) + 1] if now in cols and cols.index(now) + 1 < len(cols) else (
+            None if now in cols else (cols[0] if cols else None))
+        self.sort_by = (nxt, False) if nxt else None
+
+    @on(DataTable.HeaderSelected)
+    def _header(self, event: DataTable.HeaderSelected) -> None:
+        """A click on a header sorts by it; a second click reverses; a third goes back to the store's order."""
+        col = event.column_key.value
+        if col == "sel":
+            return
+        now = self.sort_by
+        self.sort_by = (col, False) if not now or now[0] != col else ((col, True) if not now[1] else None)
+
     def visible(self) -> list[RunInfo]:
         snap = self.snapshot
         runs = list(snap.runs) if snap else []
@@ -219,12 +251,16 @@ class RunsScreen(Screen):
         if len({r.phenomenon for r in runs}) <= 1:  # one phenomenon: the status line names it (p filters)
             columns.remove("phenomenon")
             rows = {k: v[:2] + v[3:] for k, v in rows.items()}
-        layout = (tuple(columns), tuple(widths(columns, list(rows.values()), self.size.width)))
+        if self.sort_by and self.sort_by[0] in columns:  # stable: ties keep the store's order
+            i = columns.index(self.sort_by[0])
+            rows = dict(sorted(rows.items(), key=lambda kv: sort_key(kv[1][i]), reverse=self.sort_by[1]))
+        layout = (tuple(columns), tuple(widths(columns, list(rows.values()), self.size.width)),
+                  tuple(rows) if self.sort_by else ())  # sorted: a new order rebuilds the rows
         if layout != self._layout:  # a new column or a wider cell: rebuild (cheap for hundreds of rows)
             self._layout = layout
             at = self._cursor_id()
             table.clear(columns=True)
-            for c, w in zip(*layout):
+            for c, w in zip(*layout[:2]):
                 table.add_column(" " if c == "sel" else c.removeprefix("set:"), key=c, width=w)
             for rid, cells in rows.items():
                 table.add_row(*cells, key=rid)
@@ -246,6 +282,8 @@ class RunsScreen(Screen):
         line = f"runs in {escape(str(snap.root)) if snap else '?'} — showing {len(runs)} of {total}"
         line += f" · phenomenon [b]{self.phenomenon_filter}[/] (p) · status [b]{self.state_filter}[/] (t)"
         line += f" · {len(self.selected)} selected (space), c compares"
+        if self.sort_by and self.sort_by[0] in columns:
+            line += f" · sorted by [b]{escape(self.sort_by[0].removeprefix('set:'))}[/] {'↓' if self.sort_by[1] else '↑'} (O)"
         if snap and snap.error:
             line = f"[red]{escape(snap.error)}[/]\n" + line
         if snap and snap.problems:

@@ -1,4 +1,5 @@
-"""A braille line chart rasterised with numpy: log or linear x, spread bands as cell backgrounds, a cursor readout."""
+"""A braille line chart rasterised with numpy: log or linear x, spread bands as cell backgrounds, a cursor readout,
+the phenomenon's landmarks as tagged vertical markers, configurations hidden on request, 10 colours × 2 line styles."""
 
 from __future__ import annotations
 
@@ -19,7 +20,15 @@ from textual.widget import Widget
 from phenomon.tui.frames import Series
 from phenomon.tui.widgets.axes import fmt_log, fmt_num, log_ticks, nice_ticks
 
-PALETTE = ("#5fd7ff", "#ff875f", "#afd75f", "#d787ff", "#ffd75f", "#87ffd7", "#ff5f87", "#d7d7d7")
+PALETTE = ("#5fd7ff", "#ff875f", "#afd75f", "#d787ff", "#ffd75f", "#87ffd7", "#ff5f87", "#d7d7d7", "#5f87ff",
+           "#d7af87")
+# configurations 0-9 solid, 10-19 dashed (two cells drawn, one left out): 20 tell apart by colour and style
+GLYPHS = ("━", "╍")
+
+
+def style_of_index(i: int) -> tuple[str, int]:
+    """(colour, line style) of the i-th configuration: 10 colours, then the same 10 dashed."""
+    return PALETTE[i % len(PALETTE)], (i // len(PALETTE)) % len(GLYPHS)
 BG = Color.parse("#1e1e1e")
 # braille dot bits for (row 0..3, column 0..1) inside a cell
 DOTS = np.array([[0x01, 0x08], [0x02, 0x10], [0x04, 0x20], [0x40, 0x80]], dtype=np.int32)
@@ -36,6 +45,7 @@ class LineChart(Widget):
     """A function of its reactives: series, log_x, the shared x range and the cursor; strips are cached."""
 
     DEFAULT_CSS = "LineChart { height: 1fr; min-height: 6; }"
+    MARK_ALL = 4  # landmarks of every visible configuration up to this many; beyond, only the focused one's
 
     # repaint=False: a change rebuilds the picture and repaints only if it differs (`_invalidate`)
     series: reactive[tuple[Series, ...]] = reactive((), layout=False, repaint=False)
@@ -45,6 +55,9 @@ class LineChart(Widget):
     x_range: reactive[tuple[float, float] | None] = reactive(None, repaint=False)
     cursor: reactive[float | None] = reactive(None, repaint=False)
     empty_text = reactive("waiting for rows…", repaint=False)
+    hidden: reactive[frozenset[str]] = reactive(frozenset(), repaint=False)  # configuration keys not drawn (listed as hidden)
+    focus_key: reactive[str | None] = reactive(None, repaint=False)  # the legend's focused configuration (underlined)
+    markers: reactive[tuple] = reactive((), repaint=False)  # landmarks.Marker: vertical lines with a tag at the top
 
     class CursorMoved(Message):
         """The mouse picked an x value (data units) on a chart."""
@@ -87,6 +100,10 @@ class LineChart(Widget):
             self.refresh()
 
     watch_series = watch_title = watch_log_x = watch_log_y = watch_x_range = watch_cursor = watch_empty_text = _invalidate
+    watch_hidden = watch_focus_key = watch_markers = _invalidate
+
+    def visible(self) -> tuple[Series, ...]:
+        return tuple(s for s in self.series if s.key not in self.hidden) if self.hidden else self.series
 
     def on_resize(self, event: events.Resize) -> None:
         self._strips = None
@@ -102,15 +119,23 @@ class LineChart(Widget):
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(y > 0, np.log10(np.where(y > 0, y, 1.0)), np.nan)
 
+    def shown_markers(self, series: tuple[Series, ...] | None = None) -> list:
+        """Landmarks of the visible configurations; beyond MARK_ALL of them only the focused one's (twenty sets of
+        markers would hide the curves)."""
+        series = self.visible() if series is None else series
+        keys = {s.key for s in series}
+        many = len(series) > self.MARK_ALL
+        return [m for m in self.markers if m.key in keys and not (many and m.key != self.focus_key)]
+
     def data_x_range(self) -> tuple[float, float] | None:
-        xs = [s.x for s in self.series if len(s.x)]
+        xs = [s.x for s in self.visible() if len(s.x)]
         if not xs:
             return None
         return float(min(x.min() for x in xs)), float(max(x.max() for x in xs))
 
     def _limits(self):
         xr = self.x_range or self.data_x_range()
-        ys = [self._ty(a) for s in self.series for a in (s.y, s.lo, s.hi) if a is not None and len(a)]
+        ys = [self._ty(a) for s in self.visible() for a in (s.y, s.lo, s.hi) if a is not None and len(a)]
         if xr is None or not ys:
             return None
         x0, x1 = (float(v) for v in self._tx(np.array(xr, dtype=float)))
@@ -166,6 +191,8 @@ class LineChart(Widget):
             lo, hi = np.minimum(lo, prev), np.maximum(hi, prev)
             rows = np.arange(PH)[:, None]
             dots[:, cols] = (rows >= np.floor(lo)[None, :]) & (rows <= np.ceil(hi)[None, :] - (hi > lo))
+            if style_of_index(s.color)[1]:  # dashed: every third cell left out
+                dots[:, (np.arange(PW) // 2) % 3 == 2] = False
         if s.lo is not None and s.hi is not None:
             band = self._band(s, ok, px, lim, W, H)
         return dots, band
@@ -193,23 +220,40 @@ class LineChart(Widget):
         dim = Style(color="grey50")
         lines: list[list[Segment]] = [[] for _ in range(h)]
         lim = self._limits()
-        legend = self._legend_lines(w, max(1, min(3, h - 9)))  # several lines only where the plot keeps ≥ 6 rows
+        legend = self._legend_lines(w, max(1, min(3, (h - 6) // 4)))  # more lines only on taller panels
         W, H = w - LEFT, h - 2 - len(legend)
         lines[: len(legend)] = legend
         if lim is None or W < 4 or H < 2:
             msg = self.empty_text if lim is None else "(too small)"
+            if lim is None and self.series and not self.visible():
+                msg = "every configuration hidden: H shows them"
             lines[min(h - 1, h // 2)] = [Segment(msg.center(w)[:w], dim)]
             return [Strip(seg).adjust_cell_length(w) for seg in lines]
         x0, x1, y0, y1 = lim
         code = np.zeros((H, W), dtype=np.int32)
         owner = np.full((H, W), -1)
         band_owner = np.full((H, W), -1)
-        for i, s in enumerate(self.series):
+        series = self.visible()
+        for i, s in enumerate(series):
             dots, band = self._raster(s, lim, W, H)
             c = (dots.reshape(H, 4, W, 2) * DOTS[None, :, None, :]).sum(axis=(1, 3))
             code |= c
             owner[c > 0] = i
             band_owner[band] = i
+        mark = np.full((H, W), -1)  # landmark markers: the colour index of the configuration, where no line is
+        tags: dict[tuple[int, int], str] = {}
+        colour_of = {s.key: s.color for s in series}
+        for m in self.shown_markers(series):
+            mc = self._to_px(float(self._tx(m.x)), x0, x1, W)
+            if 0 <= mc <= W - 1:
+                mc = int(round(mc))
+                mark[:, mc] = np.where(code[:, mc] == 0, colour_of[m.key], mark[:, mc])
+                free = [r for r in range(H) if code[r, mc] == 0 and (r, mc) not in tags]
+                if not free:
+                    continue
+                row = free[0]  # the topmost cell no line passes through; a second tag there goes below it
+                tags[(row, mc)] = m.tag
+                mark[row, mc] = colour_of[m.key]
         cur_col = None
         if self.cursor is not None:
             cc = self._to_px(float(self._tx(self.cursor)), x0, x1, W)
@@ -222,29 +266,33 @@ class LineChart(Widget):
         yt = {int(round((H - 1) * (1 - (ty - y0) / (y1 - y0)))): t for ty, t in ticks}
         styles = [Style(color=c) for c in PALETTE]
         bands = [Style(bgcolor=_blend(c, 0.35)) for c in PALETTE]
+        marks = [Style(color=_blend(c, 0.7)) for c in PALETTE]
         cursor = Style(bgcolor=Color.parse("#3a3a3a"))
         combined: dict[tuple[int, int, bool], Style] = {}
 
-        def style_of(o: int, b: int, cur: bool) -> Style:
-            st = combined.get((o, b, cur))
+        def style_of(o: int, b: int, cur: bool, mk: int = -1) -> Style:
+            st = combined.get((o, b, cur, mk))
             if st is None:
-                st = styles[self.series[o].color % len(PALETTE)] if o >= 0 else Style()
+                st = styles[series[o].color % len(PALETTE)] if o >= 0 else (
+                    marks[mk % len(PALETTE)] if mk >= 0 else Style())
                 if b >= 0:
-                    st = st + bands[self.series[b].color % len(PALETTE)]
+                    st = st + bands[series[b].color % len(PALETTE)]
                 if cur:
                     st = st + cursor
-                combined[(o, b, cur)] = st
+                combined[(o, b, cur, mk)] = st
             return st
 
         for r in range(H):
             label = (fmt_log if self.log_y else fmt_num)(yt[r]) if r in yt else ""
             segs = [Segment(label.rjust(LEFT - 1)[: LEFT - 1] + ("┤" if r in yt else "│"), dim)]
             run_text, run_style = [], None
-            codes, owners, band_owners = code[r].tolist(), owner[r].tolist(), band_owner[r].tolist()
+            codes, owners, band_owners, mks = code[r].tolist(), owner[r].tolist(), band_owner[r].tolist(), mark[r].tolist()
             for c in range(W):
                 k = codes[c]
-                ch = chr(0x2800 + k) if k else ("│" if c == cur_col else " ")
-                st = style_of(owners[c], band_owners[c], c == cur_col)
+                mk = mks[c] if not k and c != cur_col else -1
+                ch = chr(0x2800 + k) if k else ("│" if c == cur_col else
+                                                (tags.get((r, c), "┊") if mk >= 0 else " "))
+                st = style_of(owners[c], band_owners[c], c == cur_col, mk)
                 if st != run_style and run_text:
                     segs.append(Segment("".join(run_text), run_style))
                     run_text = []
@@ -288,12 +336,17 @@ class LineChart(Widget):
         if self.cursor is not None:
             segs.append(Segment(f"  @{fmt_num(self.cursor)}", Style(color="grey70")))
         for s in self.series:
+            colour, dash = style_of_index(s.color)
+            if s.key and s.key in self.hidden:
+                segs.append(Segment(f"  {GLYPHS[dash]} {s.label} (hidden)", Style(color="grey42")))
+                continue
             val = ""
             if self.cursor is not None and len(s.x):
                 ok = np.isfinite(s.y)
                 if ok.any():
                     val = " " + fmt_num(float(np.interp(self._tx(self.cursor), self._tx(s.x[ok]), s.y[ok])))
-            segs.append(Segment(f"  ━ {s.label}{val}", Style(color=PALETTE[s.color % len(PALETTE)])))
+            focus = bool(s.key) and s.key == self.focus_key
+            segs.append(Segment(f"  {GLYPHS[dash]} {s.label}{val}", Style(color=colour, underline=focus)))
         return segs
 
     def _legend_lines(self, w: int, most: int) -> list[list[Segment]]:
@@ -305,8 +358,12 @@ class LineChart(Widget):
             n = len(seg.text)
             if used + n > w and lines[-1]:
                 if len(lines) == most:
-                    more = f"  +{sum(1 for x in segs[i:] if '━' in x.text)} more"
-                    lines[-1].append(Segment(more, Style(color="grey50")))
+                    entry = lambda x: any(g in x.text for g in GLYPHS)  # noqa: E731
+                    left = sum(1 for x in segs[i:] if entry(x))
+                    while len(lines[-1]) > 1 and entry(lines[-1][-1]) and used + len(f"  +{left} more") > w:
+                        used -= len(lines[-1].pop().text)  # make room for the count rather than cut it
+                        left += 1
+                    lines[-1].append(Segment(f"  +{left} more", Style(color="grey50")))
                     break
                 lines.append([])
                 used = 0
