@@ -51,7 +51,7 @@ class StoreWatcher:
         now = time.monotonic()
         for r in runs:
             reader = self._readers.get(r.id) or self._readers.setdefault(
-                r.id, store.IncrementalReader(r.dir, columns=("name", *KEEP)))
+                r.id, store.IncrementalReader(r.dir, columns=("name", *KEEP, "wall")))
             ended = r.state in ("finished", "failed", "killed")
             said = r.manifest.get("rows")  # a writer updates it after each segment it writes
             if r.id in self._frames and isinstance(said, int) and reader.offset >= said and (
@@ -96,8 +96,8 @@ class StoreWatcher:
         if len(names) == 1:  # a single metric: no partitioning
             parts = {names[0]: new.select(KEEP)}
         else:
-            parts = {k[0]: v for k, v in new.partition_by("name", as_dict=True, maintain_order=True,
-                                                          include_key=False).items()}
+            parts = {k[0]: v for k, v in new.select("name", *KEEP).partition_by(
+                "name", as_dict=True, maintain_order=True, include_key=False).items()}
         for name, part in parts.items():
             out[name] = part if name not in out else compact(pl.concat([out[name], part], rechunk=False))
         clock = new.group_by("step", maintain_order=True).agg(pl.col("wall").min().alias("value"),

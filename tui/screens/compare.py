@@ -292,13 +292,14 @@ class CompareScreen(Screen):
                 chart.series = series
                 chart.empty_text = f"no {name} rows yet" if any_runs else "no runs selected"
             self._keys[cid] = key
-        self._share_x()
+        self._share_x(log_x)
         self._legend()
         if done and self._again:
             self._again = False
             self._update()
 
-    def _share_x(self) -> None:
+    def _share_x(self, log_x: bool | None = None) -> None:
+        log_x = self.log_x if log_x is None else log_x
         charts = [c for c in self.query(LineChart) if c.display]
         ranges = [r for c in charts if (r := c.data_x_range()) is not None]
         shared = (min(r[0] for r in ranges), max(r[1] for r in ranges)) if ranges else None
