@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 from phenomon import registry, store
 from phenomon.config import UsageError, diff, from_dict, to_dict
-from phenomon.launcher import RunSpec, launch
+from phenomon.launcher import RunSpec
 from phenomon.registry import Phenomenon
 from phenomon.store import RunInfo
 
@@ -63,6 +63,21 @@ def spec_for(ph: Phenomenon, cfg, root: Path) -> RunSpec:
     if chash(ph.resolve(None, [*sets, *([f"seed={seed}"] if seed is not None else [])], on)) != chash(cfg):
         spec = dataclasses.replace(spec, toggles=(), sets=tuple(f"{k}={_fmt(v)}" for k, v in d.items()))
     return spec
+
+
+_ENGINE: list = []  # the monitor's engine, built on its first start
+
+
+def launch(spec: RunSpec, log_dir: Path):
+    """Start `spec` on the engine $PHENOMON_ENGINE names (local processes unless it says ray; Ray is imported and
+    connected only on the first start), under a fresh launch id."""
+    from phenomon import engines
+
+    if not _ENGINE:
+        _ENGINE.append(engines.from_env())
+    eng = _ENGINE[0]
+    return eng.launch(dataclasses.replace(spec, launch_id=spec.launch_id or engines.new_launch_id(), engine=eng.name),
+                      log_dir)
 
 
 @dataclass
