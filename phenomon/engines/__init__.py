@@ -54,11 +54,14 @@ class EngineChoice:
     cpus_per_run: float | None = None
     gpus_per_run: float | None = None
 
+    def check(self) -> "EngineChoice":
+        if self.name == "local" and (self.address or self.cpus_per_run is not None or self.gpus_per_run is not None):
+            raise UsageError("--address, --cpus-per-run and --gpus-per-run need --engine ray (or PHENOMON_ENGINE=ray)")
+        return self
+
     def make(self):
+        self.check()
         if self.name == "local":
-            if self.address or self.cpus_per_run is not None or self.gpus_per_run is not None:
-                raise UsageError("--address, --cpus-per-run and --gpus-per-run need --engine ray "
-                                 "(or PHENOMON_ENGINE=ray)")
             return LocalEngine()
         from phenomon.engines.ray_engine import RayEngine
 
@@ -97,7 +100,7 @@ def choice(args) -> EngineChoice:
     if name not in ENGINES:
         raise UsageError(f"unknown engine {name!r}; valid: {', '.join(ENGINES)}")
     return EngineChoice(name, getattr(args, "address", None), getattr(args, "cpus_per_run", None),
-                        getattr(args, "gpus_per_run", None))
+                        getattr(args, "gpus_per_run", None)).check()
 
 
 def from_env():

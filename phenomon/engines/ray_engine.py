@@ -85,7 +85,7 @@ class RayEngine:
         if self.gpus_per_run:
             opts["num_gpus"] = self.gpus_per_run
             opts["max_calls"] = 0  # Ray's default for GPU tasks is a fresh worker per task: keep them warm
-        self._remote = ray.remote(self._target).options(**opts)
+        self._remote = ray.remote(**opts)(self._target)
 
     def launch(self, spec, log_dir: Path):
         self.start()

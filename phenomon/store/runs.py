@@ -27,13 +27,14 @@ class HeartbeatObserver:
     """What this process has seen of each run's heartbeat: (value, monotonic time it was first seen at that value,
     whether it was ever seen to move forward). Bounded by the running runs observed; ended runs are forgotten."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock=time.monotonic) -> None:
         self._seen: dict[str, tuple[float, float, bool]] = {}
         self._lock = threading.Lock()
+        self._clock = clock
 
     def observe(self, key: str, value: float, now: float | None = None) -> tuple[float, bool]:
         """(seconds of this process's time since the value last changed, whether it was ever seen to advance)."""
-        now = time.monotonic() if now is None else now
+        now = self._clock() if now is None else now
         with self._lock:
             old = self._seen.get(key)
             if old is None or value < old[0]:  # a first look, or a rewritten (older) heartbeat: start again
