@@ -215,6 +215,7 @@ def _run_on(engine, ph, args, sets: list[str], extra: tuple[str, ...]) -> int:
     from phenomon.runner import prepare_root
     from phenomon.sweep import Child, report, run_parallel
 
+    engine.start()  # before the runs directory is made: a cluster that cannot be reached leaves nothing behind
     root = prepare_root(_root(args))
     spec = RunSpec(ph.name, sets=tuple(sets), toggles=tuple(args.toggle), preset=args.preset,
                    accelerator=args.accelerator, threads=args.threads, root=root, extra=extra)

@@ -123,6 +123,9 @@ def launch_group(ph: Phenomenon, variants: dict[str, tuple[str, ...]], seeds: li
     # resolve every run here: a mistake stops the whole experiment before anything starts
     cfgs = [(v, s, ph.resolve(preset, [*sets, f"seed={s}"], list(variants[v]))) for v in variants for s in seeds]
     group = ph.group_of(cfgs[0][2])
+    engine = engine.make() if hasattr(engine, "make") else engine  # Ray starts only once the runs are valid
+    if hasattr(engine, "start"):
+        engine.start()  # before the runs directory is made: a cluster that cannot be reached leaves nothing behind
     root = prepare_root(root)
     children = []
     for v, s, cfg in cfgs:
@@ -131,7 +134,6 @@ def launch_group(ph: Phenomenon, variants: dict[str, tuple[str, ...]], seeds: li
             children.append(Child(f"{v} seed {s}" + (f" {ph.sweep_field()} {x}" if x is not None else ""),
                                   RunSpec(ph.name, sets=(*sets, *point), toggles=variants[v], preset=preset, seed=s,
                                           accelerator=accelerator, threads=threads, root=root, extra=extra)))
-    engine = engine.make() if hasattr(engine, "make") else engine  # Ray starts only once the runs are valid
     print(f"phenomon {command} — {ph.name}: {', '.join(variants)} × seeds {', '.join(map(str, seeds))}"
           + (f" × {len(children) // len(cfgs)} {ph.sweep_field()}s" if len(children) > len(cfgs) else "")
           + f" (group {group})" + (f" on {engine.describe()}" if engine is not None and engine.name != "local" else ""))

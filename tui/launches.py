@@ -112,7 +112,10 @@ class Launches:
             return "focus", r.id
         if h in self.pending:
             return "pending", h
-        self.pending[h] = Pending(spec_for(ph, cfg, self.root), None, time.monotonic())
+        from phenomon.engines import new_launch_id
+
+        spec = dataclasses.replace(spec_for(ph, cfg, self.root), launch_id=new_launch_id())
+        self.pending[h] = Pending(spec, None, time.monotonic())
         (start or self.start)(h)
         return "started", h
 
@@ -139,6 +142,8 @@ class Launches:
             code = p.proc.poll() if hasattr(p.proc, "poll") else None
             if h in hashes:
                 del self.pending[h]
+                if p.spec.launch_id:  # its run is in the store: the launch record has done its job
+                    store.forget_launch(self.root, p.spec.launch_id)
             elif code is not None or time.monotonic() - p.since > START_TIMEOUT_S:
                 del self.pending[h]
                 out.append(f"run {' '.join(p.spec.argv()[3:])} did not start (exit {code}); "
