@@ -80,6 +80,9 @@ class RayEngine:
                 where = self.address or os.environ.get("RAY_ADDRESS")
                 raise UsageError(f"no Ray cluster at {where}: {str(e).splitlines()[0][:160]} "
                                  "(start one with `ray start --head`, or leave --address out for a local Ray)") from None
+            except Exception as e:  # noqa: BLE001 - e.g. a local Ray timing out at start-up on an overloaded machine
+                raise UsageError(f"could not start Ray: {(str(e).splitlines() or [e.__class__.__name__])[0][:200]}"
+                                 ) from None
         self.startup_s = time.perf_counter() - t0
         opts: dict[str, Any] = {"num_cpus": self.cpus_per_run, "max_retries": 0}
         if self.gpus_per_run:
