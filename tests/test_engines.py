@@ -107,12 +107,14 @@ def test_the_runner_on_a_worker_thread_is_stopped_by_its_stop_file_and_ends_kill
     ph = registry.get("grokking")
     cfg = ph.resolve(sets=[*GROK, "max_steps=1000000"])
     t, out = _on_thread(lambda: runner.run(ph, cfg, runner.RunOptions(root=runs, signals=(), invariance=False)))
-    deadline = time.time() + 60
-    while time.time() < deadline and not (runs.exists() and any(d.name[0] != "." for d in runs.iterdir())):
+    deadline, d = time.time() + 120, None
+    while time.time() < deadline:  # the run directory exists a moment before its manifest does
+        found = [d for d in runs.glob("*/run.json") if d.parent.name[0] != "."] if runs.exists() else []
+        if found and store.run_info(found[0].parent).manifest.get("rows", 0) >= 5:
+            d = found[0].parent
+            break
         time.sleep(0.1)
-    [d] = [d for d in runs.iterdir() if d.name[0] != "."]
-    while time.time() < deadline and store.run_info(d).manifest.get("rows", 0) < 5:
-        time.sleep(0.1)
+    assert d is not None, "the run never flushed rows"
     store.request_stop(d)
     t.join(timeout=60)
     assert not t.is_alive() and "error" not in out, out
