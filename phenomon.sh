@@ -14,14 +14,16 @@ if [ ! -x "$VENV/bin/python" ]; then
   echo "phenomon: creating $VENV" >&2
   "$PY" -m venv "$VENV"
 fi
-stamp="$VENV/.phenomon-setup-$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)"
+# the tests also install the ray extra (the Ray engine's tests then run); the monitor and the demo need only dev
+case "${1:-}" in test|slow) extras="dev,ray" ;; *) extras="dev" ;; esac
+stamp="$VENV/.phenomon-setup-${extras/,/-}-$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
     # the pinned CPU wheel; a bare `torch` requirement would pull a multi-GB CUDA build
     "$VENV/bin/python" -m pip install -q torch==2.13.0
   fi
-  "$VENV/bin/python" -m pip install -q -c constraints.txt -e ".[dev]"
-  rm -f "$VENV"/.phenomon-setup-*
+  "$VENV/bin/python" -m pip install -q -c constraints.txt -e ".[$extras]"
+  rm -f "$VENV"/.phenomon-setup-"${extras/,/-}"-*
   touch "$stamp"
 fi
 

@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from phenomon import __version__, experiment, store
+from phenomon import __version__, engines, experiment, store
 from phenomon.catalog import MAIN_SIGNALS
 from phenomon.config import UsageError
 
@@ -45,6 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--group", help="comparison group (default: derived from the config without its toggles)")
     r.add_argument("--signals", help="comma-separated explanation signals to stream, or 'none' (default: all that apply)")
     r.add_argument("--runs", help="runs directory (default ./runs or $PHENOMON_RUNS)")
+    from phenomon import engines
+
+    engines.add_arguments(r)
+    # set by an engine that launched this run: the run executes here, its manifest names the launch
+    r.add_argument("--launch-id", help=argparse.SUPPRESS)
+    r.add_argument("--launched-by", help=argparse.SUPPRESS)
 
     ls = sub.add_parser("ls", help="table of runs")
     ls.add_argument("--runs")
@@ -181,20 +187,41 @@ def cmd_run(args, argv) -> int:
         signals = () if args.signals.strip().lower() == "none" else tuple(
             x.strip() for x in args.signals.split(",") if x.strip())
         runner.check_signals(signals)
+    if args.launch_id is not None and not store.safe_name(args.launch_id):
+        raise UsageError(f"--launch-id must be a name (letters, digits, _.-), got {args.launch_id!r}")
+    # a launched run executes here whatever $PHENOMON_ENGINE says (else a worker would launch it again)
+    engine = engines.choice(args) if args.launch_id is None else None
+    extra = (("--group", args.group) if args.group else ()) + (("--signals", args.signals) if args.signals else ())
     if ph.sweep_values(cfg):  # the sweep field left at 0: one child run per value (and seed), judged as a group
         seeds = [args.seed] if args.seed is not None else list(getattr(cfg, "seeds", ph.seeds))
-        extra = (("--group", args.group) if args.group else ()) + (("--signals", args.signals) if args.signals else ())
         label = store.toggles_label(args.toggle)
         return experiment.launch_group(ph, {label: tuple(args.toggle)}, seeds, sets[:len(given)], args.preset,
                                        _root(args), accelerator=args.accelerator, threads=args.threads,
-                                       command="run", extra=extra)
+                                       command="run", extra=extra, engine=engine)
+    if engine is not None and engine.name != "local":
+        return _run_on(engine.make(), ph, args, sets, extra)
     opts = runner.RunOptions(root=_root(args), accelerator=args.accelerator, threads=args.threads, group=args.group,
-                             signals=signals)
+                             signals=signals, launch_id=args.launch_id, engine=args.launched_by)
     info = runner.run(ph, cfg, opts, argv=["phenomon", *argv])
     m = info.manifest
     print(f"{info.id}: {m['status']}" + (f" ({m['error']})" if m.get("error") else ""))
     print(f"  verdict: {m.get('verdict')}")
     return 0 if m["status"] == "finished" else 1
+
+
+def _run_on(engine, ph, args, sets: list[str], extra: tuple[str, ...]) -> int:
+    """One run on another engine (Ray): submitted, watched through the store, its verdict printed."""
+    from phenomon.launcher import RunSpec
+    from phenomon.runner import prepare_root
+    from phenomon.sweep import Child, report, run_parallel
+
+    engine.start()  # before the runs directory is made: a cluster that cannot be reached leaves nothing behind
+    root = prepare_root(_root(args))
+    spec = RunSpec(ph.name, sets=tuple(sets), toggles=tuple(args.toggle), preset=args.preset,
+                   accelerator=args.accelerator, threads=args.threads, root=root, extra=extra)
+    [child] = run_parallel([Child(store.toggles_label(args.toggle) or ph.name, spec)], root, engine=engine)
+    ok = report([child], root)
+    return 0 if ok else 1
 
 
 def _fmt_progress(m: dict) -> str:

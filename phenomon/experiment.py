@@ -69,6 +69,9 @@ def add_parser(sub) -> None:
     e.add_argument("--accelerator", default="auto", choices=("auto", "cpu", "gpu"))
     e.add_argument("--threads", type=int, default=1)
     e.add_argument("--runs")
+    from phenomon import engines
+
+    engines.add_arguments(e)
 
 
 def cmd_experiment(args, argv) -> int:
@@ -100,15 +103,19 @@ def cmd_experiment(args, argv) -> int:
         check_value("seed", s)
     if args.parallel is not None and args.parallel < 1:
         raise UsageError(f"--parallel must be >= 1, got {args.parallel}")
+    from phenomon import engines
+
+    engine = engines.choice(args)
     return launch_group(ph, {v: variants[v] for v in labels}, seeds, sets, args.preset,
                         Path(args.runs) if args.runs else store.default_root(), parallel=args.parallel,
-                        accelerator=args.accelerator, threads=args.threads, command="experiment")
+                        accelerator=args.accelerator, threads=args.threads, command="experiment", engine=engine)
 
 
 def launch_group(ph: Phenomenon, variants: dict[str, tuple[str, ...]], seeds: list[int], sets: list[str],
                  preset: str | None, root: Path, parallel: int | None = None, accelerator: str = "auto",
-                 threads: int = 1, command: str = "experiment", extra: tuple[str, ...] = ()) -> int:
-    """Variants × seeds (× the sweep's values) as parallel headless runs, then the group verdict; the exit code."""
+                 threads: int = 1, command: str = "experiment", extra: tuple[str, ...] = (), engine=None) -> int:
+    """Variants × seeds (× the sweep's values) as parallel headless runs on `engine` (an EngineChoice, or an engine;
+    local processes by default), then the group verdict; the exit code."""
     from phenomon.launcher import RunSpec
     from phenomon.runner import prepare_root
     from phenomon.sweep import Child, report, run_parallel
@@ -116,6 +123,9 @@ def launch_group(ph: Phenomenon, variants: dict[str, tuple[str, ...]], seeds: li
     # resolve every run here: a mistake stops the whole experiment before anything starts
     cfgs = [(v, s, ph.resolve(preset, [*sets, f"seed={s}"], list(variants[v]))) for v in variants for s in seeds]
     group = ph.group_of(cfgs[0][2])
+    engine = engine.make() if hasattr(engine, "make") else engine  # Ray starts only once the runs are valid
+    if hasattr(engine, "start"):
+        engine.start()  # before the runs directory is made: a cluster that cannot be reached leaves nothing behind
     root = prepare_root(root)
     children = []
     for v, s, cfg in cfgs:
@@ -126,10 +136,10 @@ def launch_group(ph: Phenomenon, variants: dict[str, tuple[str, ...]], seeds: li
                                           accelerator=accelerator, threads=threads, root=root, extra=extra)))
     print(f"phenomon {command} — {ph.name}: {', '.join(variants)} × seeds {', '.join(map(str, seeds))}"
           + (f" × {len(children) // len(cfgs)} {ph.sweep_field()}s" if len(children) > len(cfgs) else "")
-          + f" (group {group})")
+          + f" (group {group})" + (f" on {engine.describe()}" if engine is not None and engine.name != "local" else ""))
     t0 = time.time()
     try:
-        run_parallel(children, root, max_parallel=parallel)
+        run_parallel(children, root, max_parallel=parallel, engine=engine)
     except KeyboardInterrupt:
         print(f"\nphenomon {command}: stopped every run (their rows so far are kept)")
         return 130

@@ -25,6 +25,8 @@ class RunSpec:
     threads: int = 1
     root: Path | None = None
     extra: tuple[str, ...] = field(default_factory=tuple)
+    launch_id: str | None = None  # written into the run's manifest: how the launcher finds its run (not a pid)
+    engine: str | None = None  # recorded in the manifest (local, ray)
 
     def argv(self) -> list[str]:
         a = [sys.executable, "-m", "phenomon", "run", self.phenomenon]
@@ -41,6 +43,10 @@ class RunSpec:
         a += ["--accelerator", self.accelerator, "--threads", str(self.threads)]
         if self.root is not None:
             a += ["--runs", str(self.root)]
+        if self.launch_id:
+            a += ["--launch-id", self.launch_id]
+        if self.engine:
+            a += ["--launched-by", self.engine]
         return a + list(self.extra)
 
 

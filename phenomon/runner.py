@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import threading
+import time
 import traceback
 import warnings
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ class RunOptions:
     extra_callbacks: list = field(default_factory=list)
     label: str = ""
     signals: tuple[str, ...] | None = None  # None: every registered signal that applies; (): none
+    launch_id: str | None = None  # the engine's id for this launch, in the manifest: how its launcher finds the run
+    engine: str | None = None  # which engine ran it (local, ray), for the record
     invariance: bool = True  # save the final weights and check signals under ReLU rescalings (phenomon.invariance)
 
 
@@ -180,33 +183,31 @@ def run(ph: Phenomenon, cfg, opts: RunOptions, argv: list[str] | None = None) ->
         seed=getattr(cfg, "seed", None), argv=argv or [], accelerator=opts.accelerator, threads=opts.threads,
         signals=list(opts.signals) if opts.signals is not None else "default",
         progress={"step": 0, "max_steps": getattr(cfg, "max_steps", None)},
+        **({"launch": opts.launch_id} if opts.launch_id else {}), **({"engine": opts.engine} if opts.engine else {}),
     )
-    prev = signal.getsignal(signal.SIGTERM)
-
-    def on_term(signum, frame):  # noqa: ARG001
-        raise Killed()
-
-    signal.signal(signal.SIGTERM, on_term)
-    # a file size limit is a write error to record (EFBIG), not a silent kill
-    prev_xfsz = signal.signal(signal.SIGXFSZ, signal.SIG_IGN) if hasattr(signal, "SIGXFSZ") else None
     # a stop file or a write failure seen by the writer's thread: the training thread takes the SIGTERM path
     training = threading.Event()
+    trainer_thread = threading.get_ident()
 
     def on_stop() -> None:
         if training.is_set():  # after training the run is ending anyway: no Killed outside the handler below
-            _thread.interrupt_main(signal.SIGTERM)
+            _raise_in(trainer_thread, Killed)
 
-    writer = store.RunWriter(run_dir, manifest, on_stop=on_stop)
-    opts.label = opts.label or rid
-    status, error = "finished", None
+    status, error, writer, restore = "finished", None, None, {}
     state = RunState()
-    training.set()
+    # from here on every way out records how the run ended: a run is never left `running` by its own process
     try:
+        writer = store.RunWriter(run_dir, manifest, on_stop=on_stop)
+        if opts.launch_id:
+            store.record_launch(root, opts.launch_id, run_dir)
+        restore = _install_handlers()
+        opts.label = opts.label or rid
+        training.set()
         ph.execute(cfg, session(ph, cfg, writer, opts, state))
         if opts.invariance:
             check_invariance(state, writer)
     except (Killed, KeyboardInterrupt):
-        status, error = "killed", "stopped by request" if writer.stop_requested else "stopped by signal"
+        status, error = "killed", "stopped by request" if writer and writer.stop_requested else "stopped by signal"
     except SystemExit as e:  # Lightning exits after a graceful interrupt
         status, error = ("killed", "stopped by signal") if e.code else ("finished", None)
     except store.StoreWriteError as e:
@@ -214,12 +215,15 @@ def run(ph: Phenomenon, cfg, opts: RunOptions, argv: list[str] | None = None) ->
     except Exception as e:  # noqa: BLE001 - the run's failure is data: record it, then report it
         status = "failed"
         error = f"{e.__class__.__name__}: {e}"
-        writer.update(traceback=traceback.format_exc()[-4000:])
+        if writer is not None:
+            writer.update(traceback=traceback.format_exc()[-4000:])
     finally:
         training.clear()
-        signal.signal(signal.SIGTERM, prev)
-        if prev_xfsz is not None:
-            signal.signal(signal.SIGXFSZ, prev_xfsz)
+        for sig, handler in restore.items():
+            signal.signal(sig, handler)
+    if writer is None:  # the writer itself could not start: record what can be, then say why
+        _mark_unstarted(run_dir, manifest, status, error)
+        raise store.StoreError(f"run {rid} could not start: {error}")
     if writer.failed is not None:  # writing failed for good (the writer's thread stopped the run): say why
         status, error = "failed", writer.failed
     writer.flush()  # the verdict reads the store: the last second's rows must be in it
@@ -227,6 +231,47 @@ def run(ph: Phenomenon, cfg, opts: RunOptions, argv: list[str] | None = None) ->
     writer.close(status, error, verdict=verdict.line, verdict_effect=verdict.effect,
                  verdict_numbers=_jsonable(verdict.numbers))
     return store.run_info(writer.dir)
+
+
+def _install_handlers() -> dict:
+    """SIGTERM raises Killed (the run flushes and ends killed); a file size limit is a write error to record (EFBIG),
+    not a silent kill. Signal handlers exist only on the main thread: on any other thread (a Dask or thread-pool
+    worker) none are installed and a stop arrives through the stop file alone. SIGINT's handler is put back too:
+    Lightning sets it to ignored after an interrupt, which would leave a warm worker deaf to the next cancel.
+    Returns the handlers to restore."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+
+    def on_term(signum, frame):  # noqa: ARG001
+        raise Killed()
+
+    prev = {signal.SIGTERM: signal.signal(signal.SIGTERM, on_term), signal.SIGINT: signal.getsignal(signal.SIGINT)}
+    if hasattr(signal, "SIGXFSZ"):
+        prev[signal.SIGXFSZ] = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    return {k: v for k, v in prev.items() if v is not None}
+
+
+def _raise_in(thread_id: int, exc: type[BaseException]) -> None:
+    """Raise `exc` in the thread `thread_id` at its next bytecode: the SIGTERM path without a signal, so a run on any
+    thread stops (a signal can only interrupt the main thread)."""
+    if thread_id == threading.main_thread().ident:
+        _thread.interrupt_main(signal.SIGTERM)
+        return
+    import ctypes
+
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), ctypes.py_object(exc))
+
+
+def _mark_unstarted(run_dir: Path, manifest: dict, status: str, error: str | None) -> None:
+    """A run whose writer failed to start: its manifest (when any was written) says failed, not running."""
+    if not (Path(run_dir) / "run.json").exists():
+        return
+    try:
+        store.atomic_write_json(Path(run_dir) / "run.json",
+                                {**manifest, "status": "failed" if status == "finished" else status, "error": error,
+                                 "ended": time.time()})
+    except OSError:
+        pass
 
 
 def check_invariance(state: RunState, writer: store.RunWriter) -> None:

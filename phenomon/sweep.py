@@ -1,8 +1,10 @@
-"""Run several configurations as parallel headless processes and watch them through the store.
+"""Run several configurations in parallel on an engine and watch them through the store.
 
 The demo, sweeps (one run per width) and multi-seed runs all go through here: at most `max_parallel` children at
-once (the core count by default), each the same `phenomon run` command a user would type, its output in
-`<root>/.logs/`. Progress is read back from the run store, the way the TUI reads it.
+once (the core count by default for local processes; the cluster's resources for Ray), each the same `phenomon run`
+command a user would type, local output in `<root>/.logs/`. Each child carries a launch id that its run records in
+its manifest; progress is read back from the store for the sweep's own runs only (by launch id, never by pid, and
+never by listing the whole runs root), the way the TUI reads it.
 """
 
 from __future__ import annotations
@@ -11,20 +13,37 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TextIO
 
 from phenomon import store
-from phenomon.launcher import RunSpec, launch
+from phenomon.launcher import RunSpec
+
+
+def _launch_id() -> str:
+    from phenomon.engines import new_launch_id
+
+    return new_launch_id()
 
 
 @dataclass
 class Child:
     label: str
     spec: RunSpec
-    proc: object = None  # subprocess.Popen once started
+    proc: object = None  # the engine's handle once started (subprocess.Popen for local)
     info: store.RunInfo | None = None
+    launch_id: str = field(default_factory=_launch_id)
+
+    def refresh(self, root: Path) -> None:
+        """Read this child's run again (its launch record first, then its directory alone)."""
+        if self.info is not None and self.info.state in ("finished", "failed", "killed"):
+            return  # ended for good: nothing more to read
+        try:
+            self.info = store.run_info(self.info.dir) if self.info is not None else \
+                store.launched_run(root, self.launch_id)
+        except store.StoreError:
+            pass
 
     def line(self) -> str:
         if self.proc is None:
@@ -70,10 +89,14 @@ def _stop_children_on_signals() -> dict:
 
 
 def run_parallel(children: list[Child], root: Path, max_parallel: int | None = None, poll_s: float = 0.5,
-                 out: TextIO | None = None) -> list[Child]:
-    """Start children (at most `max_parallel` at once), draw their progress, return when all have ended."""
+                 out: TextIO | None = None, engine=None) -> list[Child]:
+    """Start children on `engine` (local processes by default; at most `max_parallel` at once), draw their
+    progress, return when all have ended."""
+    from phenomon.engines import LocalEngine
+
     out = out or sys.stdout
-    max_parallel = max_parallel or default_parallel()
+    engine = engine or LocalEngine()
+    max_parallel = max_parallel or engine.default_parallel() or len(children)
     tty = out.isatty()
     drawn, last_plain = 0, 0.0
     prev = _stop_children_on_signals()
@@ -82,12 +105,12 @@ def run_parallel(children: list[Child], root: Path, max_parallel: int | None = N
             running = [c for c in children if c.proc is not None and c.proc.poll() is None]
             for c in children:
                 if c.proc is None and len(running) < max_parallel:
-                    c.proc = launch(c.spec, root / ".logs")
+                    c.spec = replace(c.spec, launch_id=c.launch_id, engine=engine.name)
+                    c.proc = engine.launch(c.spec, root / ".logs")
                     running.append(c)
-            by_pid = {r.manifest.get("pid"): r for r in store.list_runs(root)}
             for c in children:
                 if c.proc is not None:
-                    c.info = by_pid.get(c.proc.pid, c.info)
+                    c.refresh(root)
             done = all(c.proc is not None and c.proc.poll() is not None for c in children)
             lines = [c.line() for c in children]
             if tty:
@@ -107,6 +130,11 @@ def run_parallel(children: list[Child], root: Path, max_parallel: int | None = N
         for c in children:
             if c.proc is not None and c.proc.poll() is None:
                 c.proc.send_signal(signal.SIGTERM)
+                if c.info is not None:  # the stop file too: it reaches a run on any host, whatever the engine
+                    try:
+                        store.request_stop(c.info.dir)
+                    except OSError:
+                        pass
         for c in children:
             if c.proc is not None:
                 c.proc.wait(timeout=60)
@@ -114,9 +142,10 @@ def run_parallel(children: list[Child], root: Path, max_parallel: int | None = N
     finally:
         for sig, handler in prev.items():
             signal.signal(sig, handler)
-    by_pid = {r.manifest.get("pid"): r for r in store.list_runs(root)}
     for c in children:
-        c.info = by_pid.get(c.proc.pid, c.info)
+        c.refresh(root)
+        if c.info is not None:
+            store.forget_launch(root, c.launch_id)
     return children
 
 
@@ -125,7 +154,9 @@ def report(children: list[Child], root: Path, width: int = 24) -> bool:
     ok = True
     for c in children:
         if c.info is None:
-            print(f"  {c.label}: did not start (see {root / '.logs'})")
+            said = (getattr(c.proc, "error", None) or getattr(c.proc, "output", "") or "").strip()
+            where = f": {said.splitlines()[-1][:200]}" if said else f" (see {root / '.logs'})"
+            print(f"  {c.label}: did not start{where}")
             ok = False
             continue
         m = c.info.manifest

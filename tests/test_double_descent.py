@@ -126,7 +126,7 @@ def test_mlp_run_logs_epochs_and_reports_the_best_validation_epoch(tmp_path):
 def test_run_without_width_starts_one_child_per_width_and_seed(tmp_path, monkeypatch, capsys):
     started = []
 
-    def fake_parallel(children, root, max_parallel=None):
+    def fake_parallel(children, root, max_parallel=None, **kw):
         started.extend(children)
         return children
 

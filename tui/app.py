@@ -16,8 +16,8 @@ from textual.worker import get_current_worker
 
 from phenomon import registry
 from phenomon.config import UsageError
-from phenomon.launcher import launch
 from phenomon.tui import launches
+from phenomon.tui.launches import launch
 from phenomon.tui.messages import Snapshot, StoreChanged
 from phenomon.tui.screens.compare import CompareScreen
 from phenomon.tui.screens.confirm import ConfirmScreen

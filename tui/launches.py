@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 from phenomon import registry, store
 from phenomon.config import UsageError, diff, from_dict, to_dict
-from phenomon.launcher import RunSpec, launch
+from phenomon.launcher import RunSpec
 from phenomon.registry import Phenomenon
 from phenomon.store import RunInfo
 
@@ -65,6 +65,21 @@ def spec_for(ph: Phenomenon, cfg, root: Path) -> RunSpec:
     return spec
 
 
+_ENGINE: list = []  # the monitor's engine, built on its first start
+
+
+def launch(spec: RunSpec, log_dir: Path):
+    """Start `spec` on the engine $PHENOMON_ENGINE names (local processes unless it says ray; Ray is imported and
+    connected only on the first start), under a fresh launch id."""
+    from phenomon import engines
+
+    if not _ENGINE:
+        _ENGINE.append(engines.from_env())
+    eng = _ENGINE[0]
+    return eng.launch(dataclasses.replace(spec, launch_id=spec.launch_id or engines.new_launch_id(), engine=eng.name),
+                      log_dir)
+
+
 @dataclass
 class Pending:
     spec: RunSpec
@@ -97,7 +112,10 @@ class Launches:
             return "focus", r.id
         if h in self.pending:
             return "pending", h
-        self.pending[h] = Pending(spec_for(ph, cfg, self.root), None, time.monotonic())
+        from phenomon.engines import new_launch_id
+
+        spec = dataclasses.replace(spec_for(ph, cfg, self.root), launch_id=new_launch_id())
+        self.pending[h] = Pending(spec, None, time.monotonic())
         (start or self.start)(h)
         return "started", h
 
@@ -124,6 +142,8 @@ class Launches:
             code = p.proc.poll() if hasattr(p.proc, "poll") else None
             if h in hashes:
                 del self.pending[h]
+                if p.spec.launch_id:  # its run is in the store: the launch record has done its job
+                    store.forget_launch(self.root, p.spec.launch_id)
             elif code is not None or time.monotonic() - p.since > START_TIMEOUT_S:
                 del self.pending[h]
                 out.append(f"run {' '.join(p.spec.argv()[3:])} did not start (exit {code}); "

@@ -19,7 +19,9 @@ from __future__ import annotations
 from phenomon.store.reader import IncrementalReader, read_metrics, read_rows, wide
 from phenomon.store.manifest import (PID_MAX, check_manifest, confined, proc_start, read_manifest, safe_name, slug,
                                      valid_pid)
-from phenomon.store.runs import DEAD_AFTER_S, SKEW_S, RunInfo, find_run, list_runs, run_info, same_process
+from phenomon.store.runs import (DEAD_AFTER_S, LAUNCHES_DIR, OBSERVER, SKEW_S, HeartbeatObserver, RunInfo, find_run,
+                                 forget_launch, launched_run, list_runs, mark_ended, record_launch, run_info,
+                                 same_process)
 from phenomon.store.stop import request_stop, signal_fallback, stop_run
 from phenomon.store.queries import (BASELINE, by_configuration, config_id, config_key, ema, label_of, mean_band,
                                     metric_over_steps, seeds_over_steps, sweep_points, thin, toggles_label,
@@ -41,5 +43,6 @@ __all__ = [
     "toggles_label", "toggles_label_expr", "wide",
     "OWNER_FILE", "PID_MAX", "SKEW_S", "STOP_FILE", "StoreWriteError", "check_manifest", "confined",
     "create_run_dir", "proc_start", "request_stop", "safe_name", "same_process", "signal_fallback", "slug",
-    "stop_run", "valid_pid",
+    "stop_run", "valid_pid", "LAUNCHES_DIR", "OBSERVER", "HeartbeatObserver", "forget_launch", "launched_run",
+    "mark_ended", "record_launch",
 ]

@@ -128,6 +128,8 @@ FIELDS: dict[str, tuple[Any, str]] = {
     "pid": (_opt(lambda v: _int(v, 1, PID_MAX)), f"an integer pid, 1 to {PID_MAX}"),
     "pid_start": (_opt(_int), "an integer"),
     "token": (_opt(_str), "text"),
+    "launch": (_opt(safe_name), "a launch id (letters, digits, _.-)"),
+    "engine": (_opt(_str), "text"),
     "host": (_opt(_str), "text"),
     "started": (_opt(lambda v: _num(v) and v >= 0), "a unix time"),
     "ended": (_opt(lambda v: _num(v) and v >= 0), "a unix time"),
