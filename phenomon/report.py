@@ -154,8 +154,14 @@ def write_report(root: Path, group: str | None, out: Path) -> list[Path]:
 
 def _axis_figures(ph: str, axis, pts: pl.DataFrame, runs: list, out: Path, colors, plt) -> list[Path]:
     """Outcome and signals against a sweep field or the pruning round: mean over seeds, min-max band."""
+    from phenomon import registry
+
+    try:
+        own = registry.get(ph).figure  # the phenomenon's own main figure (drawn from its runs, signals or not)
+    except UsageError:  # a foreign run
+        own = None
     if pts.height == 0:
-        return []
+        return [own(runs, out, plt)] if own is not None else []
     pts = pts.with_columns(store.toggles_label_expr("toggles"))
     labels = sorted(pts["label"].unique().to_list())
     xlabel = axis.label if isinstance(axis, ConfigField) else "pruning round"
@@ -169,7 +175,7 @@ def _axis_figures(ph: str, axis, pts: pl.DataFrame, runs: list, out: Path, color
         if isinstance(axis, ConfigField):
             ax.set_xscale("log")
 
-    written = [_outcome_figure(ph, axis, runs, out, colors, plt)]
+    written = [own(runs, out, plt) if own is not None else _outcome_figure(ph, axis, runs, out, colors, plt)]
     shown = [s for s in SHOWN_SIGNALS if s in set(pts["signal"].unique().to_list())]
     if shown:
         nrow = -(-len(shown) // 3)

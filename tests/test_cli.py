@@ -22,7 +22,7 @@ def test_help_and_phenomena_listing(capsys):
     out = capsys.readouterr().out
     assert "prime_count: ad hoc (the position paper's deliberately absurd counterexample)" in out, "the theory"
     assert "  Top Hessian eigenvalue of the probe loss" in out, "the description"
-    assert "applies to grokking; cheap" in out
+    assert "applies to grokking, grokking_data; cheap" in out
     proc = phenomon("--help")
     assert proc.returncode == 0 and "phenomena" in proc.stdout and "run" in proc.stdout
 

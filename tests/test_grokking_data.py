@@ -118,3 +118,21 @@ def test_bad_input_is_one_line_exit_2(tmp_path, capsys, sets, message):
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_one_seed_per_point_cannot_claim_a_shrinking_delay():
+    v = GD.group_criterion(_sweep({0.4: [80], 0.6: [20], 0.9: [8]}), GD.resolve())
+    assert v.effect is None and "no spread to judge by" in v.line and "80.0×" in v.line
+
+
+def test_report_draws_the_delay_figure_from_real_runs(runs, tmp_path):
+    from phenomon.report import write_report
+
+    for f in (0.5, 0.8):
+        cfg = GD.resolve(sets=[f"train_fraction={f}", "p=23", "max_steps=20", "eval_every=10", "hidden=16",
+                               "d_embed=8"])
+        assert runner.run(GD, cfg, runner.RunOptions(root=runs, signals=(), stream=open("/dev/null", "w"))).state \
+            == "finished"
+    written = write_report(runs, None, tmp_path / "rep")
+    fig = tmp_path / "rep" / "grokking_data_curves.png"
+    assert fig in written and fig.read_bytes()[:4] == b"\x89PNG"

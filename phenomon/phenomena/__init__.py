@@ -4,3 +4,4 @@ from phenomon.phenomena import double_descent  # noqa: F401
 from phenomon.phenomena import grokking  # noqa: F401
 from phenomon.phenomena import lottery_ticket  # noqa: F401
 from phenomon.phenomena import grokking_data  # noqa: F401
+from phenomon.phenomena import omnigrok  # noqa: F401

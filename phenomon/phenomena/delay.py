@@ -113,9 +113,64 @@ def judge(delays: pl.DataFrame, axis: str, test_ok: float) -> tuple[bool | None,
                       f"{stop_text}; {text}"), nums
     a, b = full[0], full[-1]
     nums.update(first=a["x"], last=b["x"], first_delay=a["mean"], last_delay=b["mean"])
+    if min(a["n"], b["n"]) < 2:  # one seed has no spread: a fall could be seed noise
+        return None, (f"{a['mean']:.1f}× at {axis} {_fmt_x(a['x'])} → {b['mean']:.1f}× at {_fmt_x(b['x'])}, but one "
+                      f"seed at an end has no spread to judge by (run ≥ 2 seeds); {rho_text}; {stop_text}; "
+                      f"per point: {text}"), nums
     shrinks = b["mean"] < a["mean"] and b["hi"] < a["lo"]
     head = (f"the delay shrinks with data: {a['mean']:.1f}× at {axis} {_fmt_x(a['x'])} → {b['mean']:.1f}× at "
             f"{_fmt_x(b['x'])} (seed ranges apart)" if shrinks else
             f"the delay does not clearly shrink: {a['mean']:.1f}× at {axis} {_fmt_x(a['x'])} → {b['mean']:.1f}× at "
             f"{_fmt_x(b['x'])} (seed ranges overlap or it grows)")
     return shrinks, f"{head}; {rho_text}; {stop_text}; per point: {text}", nums
+
+
+def figure(ph_name: str, runs: list, out, plt, axis: str, train_ok: float, test_ok: float, claim: str):
+    """One figure: the delay against `axis` (seeds as dots, mean and min–max band, undefined delays as triangles on
+    the top edge), and test accuracy over steps for each `axis` value (mean over seeds, min–max band)."""
+    from phenomon import store
+    from phenomon.experiment import group_frame
+
+    frame = group_frame(runs, [], axis)
+    d = run_delays(frame, axis, train_ok, test_ok)
+    pts = points(d)
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.6))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    variants = sorted(d["toggles"].unique().to_list(), key=lambda v: (v != "", v)) if d.height else []
+    top = max([GROKKED * 2] + [v for v in d["delay"].drop_nulls().to_list()]) * 1.6 if d.height else 10
+    for i, v in enumerate(variants):
+        c, lab = colors[i % len(colors)], v or "baseline"
+        dv, pv = d.filter(pl.col("toggles") == v), pts.filter((pl.col("toggles") == v) & (pl.col("n_defined") > 0))
+        ok, und = dv.filter(pl.col("delay").is_not_null()), dv.filter(pl.col("delay").is_null())
+        ax.plot(ok["x"], ok["delay"], "o", ms=4, color=c, alpha=0.6)
+        if und.height:
+            ax.plot(und["x"], [top] * und.height, "^", ms=7, color=c, mfc="none",
+                    label=f"{lab}: undefined (test never ≥{test_ok:.0%}) ×{und.height}")
+        ax.plot(pv["x"], pv["mean"], "-", color=c, label=f"{lab}: mean delay of defined seeds")
+        ax.fill_between(pv["x"], pv["lo"], pv["hi"], color=c, alpha=0.15)
+        for j, x in enumerate(sorted(set(dv["x"].to_list()))):
+            rr = frame.filter((pl.col(axis) == x) & (pl.col("toggles") == v))
+            if "test/acc" not in rr.columns:
+                continue
+            b = store.mean_band(rr.select("step", "test/acc").drop_nulls(), "step", "test/acc").collect()
+            cc = plt.get_cmap("viridis")(j / max(1, len(set(dv["x"].to_list())) - 1))
+            ax2.plot(b["step"], b["mean"], "-" if i == 0 else ":", color=cc, label=f"{lab} {axis} {x:g}")
+            ax2.fill_between(b["step"], b["lo"], b["hi"], color=cc, alpha=0.12)
+    ax.axhline(GROKKED, color="k", ls="--", lw=0.8, label=f"grokking threshold {GROKKED:g}×")
+    ax.set_yscale("log")
+    ax.set_xlabel(axis)
+    ax.set_ylabel(f"delay: step(test ≥{test_ok:.0%}) / step(train ≥{train_ok:.0%})")
+    ax.legend(fontsize=7)
+    ax2.set_xscale("log")
+    ax2.set_xlabel("optimiser step (log)")
+    ax2.set_ylabel("test accuracy (mean over seeds, min–max band)")
+    if ax2.has_data():
+        ax2.legend(fontsize=6, ncol=2)
+    n = d.height
+    fig.suptitle(f"{ph_name}: the grokking delay against {axis} ({n} runs)")
+    fig.text(0.01, 0.01, "Claim: " + claim + ".", fontsize=7, wrap=True)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    p = out / f"{store.slug(ph_name)}_curves.png"
+    fig.savefig(p, dpi=120)
+    plt.close(fig)
+    return p
