@@ -68,6 +68,10 @@ class Phenomenon:
     # A sweep over the x_axis "config:<field>": a config that leaves <field> at 0 stands for one run per value of
     # `sweep(cfg)`; `phenomon run` and `phenomon experiment` then start those runs, all in one comparison group.
     sweep: Callable[[Any], tuple] | None = None
+    # The claim (from the position paper's table and its sources) an experiment checks: the report's figure caption
+    claim: str = ""
+    # (metric, legend) pairs the report's outcome figure draws against a sweep field in place of test/train error
+    figure_series: tuple[tuple[str, str], ...] = ()
 
     def defaults(self):
         return self.config_cls()
