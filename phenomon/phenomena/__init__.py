@@ -4,3 +4,4 @@ from phenomon.phenomena import double_descent  # noqa: F401
 from phenomon.phenomena import grokking  # noqa: F401
 from phenomon.phenomena import lottery_ticket  # noqa: F401
 from phenomon.phenomena import tickets_at_init  # noqa: F401
+from phenomon.phenomena import dd_regularised  # noqa: F401

@@ -35,6 +35,7 @@ class TicketsAtInitConfig(LotteryConfig):
     prune_rate: float = 0.36
     prune_rate_output: float = 0.19
     target_remaining: float = 0.04
+    seeds: tuple[int, ...] = (0, 1, 2)  # the experiment's seeds (`phenomon experiment tickets_at_init`)
 
 
 TOGGLES = (
@@ -53,7 +54,7 @@ TOGGLES = (
 
 PRESETS = {
     # under 2 minutes on 2 cores: one seed, 5 epochs per level, 4 levels (64% → 17% of hidden weights)
-    "quick": {"epochs": 5, "target_remaining": 0.2, "eval_every": 20},
+    "quick": {"epochs": 5, "target_remaining": 0.2, "eval_every": 20, "seeds": (0,)},
 }
 
 
