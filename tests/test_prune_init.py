@@ -102,3 +102,92 @@ def test_unknown_method_is_one_line_listing_the_valid_ones():
         masks_at_init("snipp", _net(), [])
     with pytest.raises(ValueError, match="batch of training data"):
         masks_at_init("snip", _net(), [])
+
+
+# ------------------------------------------------------------------------------------------ the experiment
+
+
+def _group(curves: dict[str, list[float]], dense=0.60, seeds=(0, 1, 2), jitter=0.004):
+    import polars as pl
+
+    rem = [1.0, 0.64, 0.41, 0.27, 0.17, 0.11]
+    rows = []
+    for variant, accs in curves.items():
+        toggles = "" if variant == "ticket" else variant
+        for s in seeds:
+            for rnd, (r, a) in enumerate(zip(rem, [dense, *accs])):
+                rows.append({"run": f"{variant}-{s}", "toggles": toggles, "seed": s, "round": rnd, "step": 800,
+                             "weights_remaining": r, "round/test_acc": a + jitter * (s - 1) * (variant != "ticket")})
+    return pl.DataFrame(rows)
+
+
+TICKET = [0.61, 0.62, 0.61, 0.595, 0.55]  # within 1 pt of dense down to 17% (round 4)
+
+
+def test_group_verdict_no_method_matches_the_ticket_and_says_what_it_cost():
+    from phenomon.phenomena.tickets_at_init import TicketsAtInitConfig, group_criterion
+
+    low = [0.58, 0.55, 0.52, 0.48, 0.44]
+    v = group_criterion(_group({"ticket": TICKET, **{m: low for m in ("snip", "grasp", "synflow", "prune_at_init",
+                                                                        "random_prune")}}), TicketsAtInitConfig())
+    assert v.effect is False and v.line.startswith("no ticket before training"), v.line
+    assert v.numbers["level_round"] == 4 and v.numbers["level_remaining"] == pytest.approx(0.17)
+    assert "snip 0.480 ± 0.004 (-11.5 pts [" in v.line and "n=3" in v.line
+    assert "IMP trained 5 × 20 = 100 epochs" in v.line and v.numbers["imp_epochs"] == 100
+
+
+def test_group_verdict_a_matching_method_and_an_undecided_one():
+    from phenomon.phenomena.tickets_at_init import TicketsAtInitConfig, group_criterion
+
+    v = group_criterion(_group({"ticket": TICKET, "synflow": TICKET, "random_prune": [0.5] * 5}),
+                        TicketsAtInitConfig())
+    assert v.effect is True and v.numbers["matching"] == ["synflow"]
+    noisy = _group({"ticket": TICKET, "snip": [0.6, 0.6, 0.6, 0.58, 0.5]}, jitter=0.03)
+    u = group_criterion(noisy, TicketsAtInitConfig())
+    assert u.effect is None and "undecided" in u.line, u.line
+    assert group_criterion(_group({"snip": TICKET}), TicketsAtInitConfig()).effect is None
+
+
+@pytest.mark.parametrize("method", ["snip", "grasp", "synflow"])
+def test_lottery_rounds_prune_the_untrained_network_with_the_method(method):
+    """In a run's rounds the methods score θ0 (never the trained weights) at that round's per-layer counts."""
+    from phenomon.phenomena.lottery_ticket.config import LotteryConfig
+    from phenomon.phenomena.lottery_ticket.training import new_net, next_masks
+
+    cfg = LotteryConfig(hidden=(16, 8), prune_by=method, synflow_iterations=20)
+    net = new_net(cfg, cfg.seed)
+    theta0 = {k: v.detach().clone() for k, v in net.named_parameters()}
+    trained = {k: v + torch.randn_like(v) for k, v in theta0.items()}
+    prev = {k: torch.ones_like(m) for k, m in net.masks().items()}
+    counts = keep_counts(cfg.shapes(), 0.36, 0.19, "layer", 2)
+    x, y = torch.randn(50, 40), torch.randint(0, 10, (50,))
+    got = next_masks(cfg, 2, prev, trained, trained, theta0, counts, (x, y))
+    want = masks_at_init(method, net, counts, x, y, iterations=20)
+    assert all(torch.equal(got[k], want[k]) for k in want)
+
+
+def test_tiny_experiment_end_to_end(runs):
+    """The ticket and two at-init methods, one seed, tiny net: every run finishes and the verdict names them."""
+    from tests.conftest import phenomon
+
+    r = phenomon("experiment", "tickets_at_init", "--runs", str(runs), "--variants", "ticket,snip,synflow",
+                 "--seeds", "0", "--set", "hidden=16,8", "--set", "train_size=200", "--set", "test_size=100",
+                 "--set", "batch_size=50", "--set", "epochs=2", "--set", "eval_every=2", "--set", "score_batch=50",
+                 "--set", "target_remaining=0.3", "--set", "synflow_iterations=10", timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "snip" in r.stdout and "synflow" in r.stdout and "epochs" in r.stdout
+    from phenomon import store
+
+    assert sum(x.state == "finished" for x in store.list_runs(runs)) == 3
+
+
+def test_unknown_method_on_the_command_line_is_one_line(runs):
+    from tests.conftest import phenomon
+
+    r = phenomon("run", "tickets_at_init", "--set", "prune_by=snipp", "--runs", str(runs))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "prune_by='snipp' is not one of: magnitude, one_shot, init, random, snip, grasp, synflow" in r.stderr
+    r = phenomon("experiment", "tickets_at_init", "--variants", "ticket,snipp", "--runs", str(runs))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "unknown variant 'snipp'" in r.stderr
+    assert "snip, grasp, synflow, prune_at_init, random_prune" in r.stderr
+    assert not runs.exists() or not any(runs.iterdir())
