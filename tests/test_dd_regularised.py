@@ -107,7 +107,7 @@ def test_group_verdict_peak_removed_and_peak_surviving():
     assert kept.numbers["bumps"]["final"]["rise"] == pytest.approx(0.07)
 
 
-def test_tiny_sweep_end_to_end(runs):
+def test_tiny_sweep_end_to_end(runs, tmp_path):
     """Three widths × two seeds, each training the two-value grid: the group verdict compares the readings."""
     r = phenomon("experiment", "dd_regularised", "--runs", str(runs), *TINY, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -119,6 +119,12 @@ def test_tiny_sweep_end_to_end(runs):
     assert len(done) == 6
     w = store.wide(store.read_metrics(done[0].dir))
     assert {"final/test_error", "untuned/test_error", "wd0.01/val/error", "wd0/test/error"} <= set(w.columns)
+    from phenomon.report import write_report
+
+    written = {p.name for p in write_report(runs, None, tmp_path / "report")}
+    assert "dd_regularised_curves.png" in written
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "peak survives tuning" in md
 
 
 @pytest.mark.parametrize("sets, msg", [

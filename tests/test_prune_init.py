@@ -166,7 +166,7 @@ def test_lottery_rounds_prune_the_untrained_network_with_the_method(method):
     assert all(torch.equal(got[k], want[k]) for k in want)
 
 
-def test_tiny_experiment_end_to_end(runs):
+def test_tiny_experiment_end_to_end(runs, tmp_path):
     """The ticket and two at-init methods, one seed, tiny net: every run finishes and the verdict names them."""
     from tests.conftest import phenomon
 
@@ -179,6 +179,9 @@ def test_tiny_experiment_end_to_end(runs):
     from phenomon import store
 
     assert sum(x.state == "finished" for x in store.list_runs(runs)) == 3
+    from phenomon.report import write_report
+
+    assert "tickets_at_init_curves.png" in {p.name for p in write_report(runs, None, tmp_path / "report")}
 
 
 def test_unknown_method_on_the_command_line_is_one_line(runs):

@@ -120,8 +120,14 @@ def largest_bump(table: pl.DataFrame) -> dict | None:
 def _bump_text(b: dict, scale: float) -> str:
     share = f"{b['rise'] / scale:.0%} of the untuned range" if scale > 0 else "untuned range 0"
     ci = f", 95% CI [{100 * b['lo']:+.1f}, {100 * b['hi']:+.1f}]" if b["lo"] is not None else ", no interval"
-    return (f"{100 * b['rise']:+.1f} ± {100 * b['sd']:.1f} pts from width {b['from']} to {b['to']} ({share}{ci}, "
-            f"n={b['n']})")
+    sd = f" ± {100 * b['sd']:.1f}" if b["n"] > 1 else ""
+    text = (f"{100 * b['rise']:+.1f}{sd} pts from width {b['from']} to {b['to']} ({share}{ci}, "
+            f"n={b['n']} seed{'s' if b['n'] != 1 else ''})")
+    return text if b["rise"] > 0 else f"none (test error never rises; the largest change is {text})"
+
+
+def _sd(sd: float, n: int) -> str:
+    return f" ± {sd:.3f}" if n > 1 else " (1 seed: no spread)"
 
 
 def group_criterion(frame: pl.DataFrame, cfg: RegularisedConfig) -> Verdict:
@@ -153,7 +159,7 @@ def group_criterion(frame: pl.DataFrame, cfg: RegularisedConfig) -> Verdict:
             "peaks": {r: {k: v.numbers.get(k) for k in ("peak_width", "peak_error", "peak_sd", "height_over_under",
                                                        "height_over_widest")} for r, v in judged.items()}}
     untuned = (f"untuned (weight decay 0, last epoch): {'double descent' if un.effect else 'no clear peak'}, "
-               f"peak {un.numbers['peak_error']:.3f} ± {un.numbers['peak_sd']:.3f} at width {un.numbers['peak_width']} "
+               f"peak {un.numbers['peak_error']:.3f}{_sd(un.numbers['peak_sd'], nums['seeds'])} at width {un.numbers['peak_width']} "
                f"({100 * un.numbers['height_over_under']:+.1f} / {100 * un.numbers['height_over_widest']:+.1f} pts), "
                f"largest rise {_bump_text(bumps['untuned'], scale)}")
     others = "; ".join(f"{READINGS[r]}: largest rise {_bump_text(bumps[r], scale)}" for r in ("es_only", "wd_only")
@@ -162,7 +168,8 @@ def group_criterion(frame: pl.DataFrame, cfg: RegularisedConfig) -> Verdict:
     tuned = (f"tuned weight decay + early stopping: largest remaining rise {_bump_text(bumps['final'], scale)}; "
              f"error {curves['final']['mean'].max():.3f} at most, {curves['final']['mean'].min():.3f} at least")
     line = (f"{'a peak survives tuning' if survives else 'no peak survives tuning'} — {tuned} | {untuned} | "
-            f"{others} | chosen weight decay by width (median over seeds) {wd}; {nums['seeds']} seeds")
+            f"{others} | chosen weight decay by width (median over seeds) {wd}; {nums['seeds']} "
+            f"seed{'s' if nums['seeds'] != 1 else ''}")
     return Verdict(survives, line, nums)
 
 
