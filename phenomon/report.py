@@ -291,8 +291,8 @@ def _outcome_figure(ph: str, axis, runs: list, out: Path, colors, plt) -> Path:
         ax.set_ylabel(f"{acc} (mean of the round's last evaluations)")
     if ax.has_data():
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
-    fig.suptitle(f"{ph}: toggles overlaid (mean over seeds, min–max band)")
     claim = getattr(meta, "claim", "")
+    fig.suptitle(f"{ph}: {'the claim measured' if claim else 'toggles overlaid'} (mean over seeds, min–max band)")
     if claim:  # the paper's claim the figure checks, as its caption
         import textwrap
 
