@@ -123,11 +123,12 @@ def group_criterion(frame: pl.DataFrame, cfg: LotteryConfig) -> Verdict:
     epochs = cfg.epochs
     cost = (f"cost: IMP trained {at + 1} × {epochs} = {(at + 1) * epochs} epochs to find this ticket (dense + {at} "
             f"rounds), a method at init {epochs} epochs plus its scoring ({at + 1}× less training)")
-    parts = [f"{METHODS[m]} {lvl[m]['mean']:.3f} ± {lvl[m]['sd']:.3f} ({_diff_text(lvl[m])}: {words[m]})"
-             for m in methods]
+    pm = lambda d: f"{d['mean']:.3f}" + (f" ± {d['sd']:.3f}" if d["n_runs"] > 1 else "")  # noqa: E731
+    parts = [f"{METHODS[m]} {pm(lvl[m])} ({_diff_text(lvl[m])}: {words[m]})" for m in methods]
     head = (f"at {rem[at]:.1%} of weights (the ticket's sparsest level within 1 pt of dense {d_mean:.3f}) the IMP "
-            f"ticket has {lvl['ticket']['mean']:.3f} ± {lvl['ticket']['sd']:.3f}; " + "; ".join(parts)
-            + f"; {seeds} seeds, paired 95% t intervals of method − ticket; {cost}")
+            f"ticket has {pm(lvl['ticket'])}; " + "; ".join(parts)
+            + f"; {seeds} seed{'s' if seeds != 1 else ''}, paired 95% t intervals of method − ticket (none with "
+              f"fewer than 3 seeds); {cost}")
     nums = {"level_round": at, "level_remaining": rem[at], "dense_acc": d_mean, "seeds": seeds,
             "matching": matching, "imp_epochs": (at + 1) * epochs, "init_epochs": epochs,
             "levels": {str(r): v for r, v in per_level.items()}}
