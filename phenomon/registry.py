@@ -70,6 +70,10 @@ class Phenomenon:
     sweep: Callable[[Any], tuple] | None = None
     # `phenomon report`'s main figure when the generic one does not show the finding: (runs, out dir, pyplot) -> path
     figure: Callable[[list, Any, Any], Any] | None = None
+    # The claim (from the position paper's table and its sources) an experiment checks: the report's figure caption
+    claim: str = ""
+    # (metric, legend) pairs the report's outcome figure draws against a sweep field in place of test/train error
+    figure_series: tuple[tuple[str, str], ...] = ()
 
     def defaults(self):
         return self.config_cls()

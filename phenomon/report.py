@@ -226,24 +226,38 @@ def _final_rows(runs: list, names: tuple[str, ...]) -> pl.DataFrame:
                                                           values="value")
 
 
+def _meta(ph: str):
+    """The registry entry of `ph`, or None for a foreign run's phenomenon."""
+    from phenomon import registry
+
+    try:
+        return registry.get(ph)
+    except UsageError:
+        return None
+
+
 def _outcome_figure(ph: str, axis, runs: list, out: Path, colors, plt) -> Path:
     """A sweep: test and train error against width, the interpolation threshold marked. Pruning rounds: accuracy
     against the weights remaining (log, sparser to the right), the dense network as a reference line."""
     fig, ax = plt.subplots(figsize=(8, 4.2))
     outcome = scorecard.unit_of(ph).outcome
+    meta = _meta(ph)
+    series = getattr(meta, "figure_series", ())
     if isinstance(axis, ConfigField):
         train = outcome.replace("test", "train")
-        rows = _final_rows(runs, (outcome, train))
+        pairs = [(c, "s--" if "train" in c else "o-", name) for c, name in series] or \
+            [(outcome, "o-", "test"), (train, "s--", "train")]
+        rows = _final_rows(runs, tuple(c for c, _, _ in pairs))
         for i, lab in enumerate(sorted(rows["label"].unique().to_list()) if rows.height else []):
             d = rows.filter(pl.col("label") == lab).rename({"width": "x"})
-            c = colors[i % len(colors)]
-            for col, ls, what in ((outcome, "o-", "test"), (train, "s--", "train")):
+            for j, (col, ls, what) in enumerate(pairs):
+                c = colors[(i + j // 2) % len(colors)] if series else colors[i % len(colors)]
                 if col not in d.columns:
                     continue
                 b = store.mean_band(d.drop_nulls(col), "x", col).collect()
                 ax.plot(b["x"], b["mean"], ls, ms=3, color=c, label=f"{lab} {what}")
                 ax.fill_between(b["x"], b["lo"], b["hi"], color=c, alpha=0.15)
-                if what == "train":  # the interpolation threshold: the first width fitting the train set (≤ 1%)
+                if what.endswith("train"):  # the interpolation threshold: the first width fitting the train set (≤ 1%)
                     fit = b.filter(pl.col("mean") <= 0.01)
                     if fit.height:
                         ax.axvline(fit["x"][0], color=c, ls=":", lw=1)
@@ -283,8 +297,15 @@ def _outcome_figure(ph: str, axis, runs: list, out: Path, colors, plt) -> Path:
         ax.set_ylabel(f"{acc} (mean of the round's last evaluations)")
     if ax.has_data():
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
-    fig.suptitle(f"{ph}: toggles overlaid (mean over seeds, min–max band)")
-    fig.tight_layout()
+    claim = getattr(meta, "claim", "")
+    fig.suptitle(f"{ph}: {'the claim measured' if claim else 'toggles overlaid'} (mean over seeds, min–max band)")
+    if claim:  # the paper's claim the figure checks, as its caption
+        import textwrap
+
+        fig.text(0.01, 0.01, "Claim: " + "\n".join(textwrap.wrap(claim, 150)), fontsize=7, va="bottom")
+        fig.tight_layout(rect=(0, 0.08, 1, 1))
+    else:
+        fig.tight_layout()
     p = out / f"{store.slug(ph)}_curves.png"
     fig.savefig(p, dpi=120)
     plt.close(fig)

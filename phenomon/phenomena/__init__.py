@@ -5,3 +5,5 @@ from phenomon.phenomena import grokking  # noqa: F401
 from phenomon.phenomena import lottery_ticket  # noqa: F401
 from phenomon.phenomena import grokking_data  # noqa: F401
 from phenomon.phenomena import omnigrok  # noqa: F401
+from phenomon.phenomena import tickets_at_init  # noqa: F401
+from phenomon.phenomena import dd_regularised  # noqa: F401

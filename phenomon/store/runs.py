@@ -125,7 +125,7 @@ def _liveness(m: dict, hb_age: float | None, still_s: float | None = None,
     return "running", None
 
 
-def run_info(run_dir: Path, cache: dict | None = None, observer: HeartbeatObserver | None = None) -> RunInfo:
+def run_info(run_dir: Path, observer: HeartbeatObserver | None = None, cache: dict | None = None) -> RunInfo:
     """The run in `run_dir` as read now. Liveness uses `observer` (the process-wide one by default); a `cache` kept
     between calls (a poller's) spares re-reading manifests that were not replaced."""
     run_dir = Path(run_dir)
@@ -213,7 +213,7 @@ def list_runs(root: Path | None = None, *, errors: list[str] | None = None, cach
         if d.name.startswith(".") or not d.is_dir():
             continue
         try:
-            out.append(run_info(d, cache))
+            out.append(run_info(d, cache=cache))
         except StoreError as e:
             if errors is not None:
                 errors.append(str(e))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 from phenomon.phenomena.lottery_ticket.config import D_IN, D_OUT, LotteryConfig
 from phenomon.phenomena.lottery_ticket.masks import load_masks, masks_bytes
@@ -35,8 +36,10 @@ def execute(cfg: LotteryConfig, session: Session) -> None:
         summary[f"{prefix}time/step_ms"] = timer.median_ms()
         return {k: v.detach().cpu().clone() for k, v in net.named_parameters()}, summary
 
-    def log_round(rnd: int, net: MaskedMLP, summary: dict) -> None:
+    def log_round(rnd: int, net: MaskedMLP, summary: dict, score_s: float | None = None) -> None:
         per_layer = {f"remaining/{k.removesuffix('.weight')}": float(m.float().mean()) for k, m in net.masks().items()}
+        if score_s is not None:
+            summary = {**summary, "time/score_s": score_s}
         out.log_summary({"weights_remaining": net.remaining(), **per_layer, **summary}, step=cfg.steps_per_round)
         out.save_file(f"masks/round_{rnd:02d}.pt", masks_bytes(net.masks()))
 
@@ -59,9 +62,12 @@ def execute(cfg: LotteryConfig, session: Session) -> None:
     start, trained, masks = snap.state, dense, ones
     # magnitude pruning of a reinitialised net needs the rewound lineage trained beside it for its next masks
     lineage_apart = cfg.reinit and cfg.prune_by == "magnitude"
+    batch = score_batch(cfg, dm) if cfg.prune_by in ("snip", "grasp") else None
     for rnd in range(1, rounds + 1):
         counts = keep_counts(cfg.shapes(), cfg.prune_rate, cfg.prune_rate_output, cfg.scope, rnd)
-        masks = next_masks(cfg, rnd, masks, trained, dense, theta0, counts)
+        t0 = time.process_time()
+        masks = next_masks(cfg, rnd, masks, trained, dense, theta0, counts, batch)
+        score_s = time.process_time() - t0
         out.start_round(rnd, rounds)
         if lineage_apart:
             trained, lin = train(rewound(cfg, start, masks), rnd, prefix="imp/")
@@ -70,7 +76,7 @@ def execute(cfg: LotteryConfig, session: Session) -> None:
         weights, summary = train(net, rnd)
         if not lineage_apart:
             trained = weights
-        log_round(rnd, net, summary)
+        log_round(rnd, net, summary, score_s)
 
 
 def new_net(cfg: LotteryConfig, seed: int):
@@ -105,11 +111,27 @@ def _reinit_seed(seed: int, rnd: int) -> int:
     return 1_000_003 * (seed + 1) + rnd
 
 
-def next_masks(cfg: LotteryConfig, rnd: int, prev, trained, dense, theta0, counts):
+def score_batch(cfg: LotteryConfig, dm):
+    """The training samples SNIP and GraSP score on: a draw of `score_batch` seeded by the run's seed."""
+    import torch
+
+    x, y = dm.train
+    idx = torch.randperm(len(y), generator=torch.Generator().manual_seed(cfg.seed + 7))[:cfg.score_batch]
+    return x[idx], y[idx]
+
+
+def next_masks(cfg: LotteryConfig, rnd: int, prev, trained, dense, theta0, counts, batch=None):
     """Round `rnd`'s masks: the same keep counts for every variant; only the scores (and nesting) differ."""
     import torch
 
     from phenomon.models.lottery import topk_masks
+
+    if cfg.prune_by in ("snip", "grasp", "synflow"):  # from the untrained network, one shot to this level
+        from phenomon.models.prune_init import masks_at_init
+
+        x, y = batch if batch is not None else (None, None)
+        return masks_at_init(cfg.prune_by, rewound(cfg, theta0, {k: torch.ones_like(m) for k, m in prev.items()}),
+                             counts, x, y, iterations=cfg.synflow_iterations)
 
     if cfg.prune_by == "magnitude":  # IMP: the previous round's trained survivors
         return topk_masks({k: trained[k].abs() for k in prev}, prev, counts)
