@@ -3,3 +3,4 @@
 from phenomon.phenomena import double_descent  # noqa: F401
 from phenomon.phenomena import grokking  # noqa: F401
 from phenomon.phenomena import lottery_ticket  # noqa: F401
+from phenomon.phenomena import edge_of_stability  # noqa: F401
