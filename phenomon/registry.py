@@ -68,6 +68,8 @@ class Phenomenon:
     # A sweep over the x_axis "config:<field>": a config that leaves <field> at 0 stands for one run per value of
     # `sweep(cfg)`; `phenomon run` and `phenomon experiment` then start those runs, all in one comparison group.
     sweep: Callable[[Any], tuple] | None = None
+    # Figures of its own in `phenomon report`: (its runs, the output folder, matplotlib.pyplot) -> the files written
+    figures: Callable[[list, Any, Any], list] | None = None
 
     def defaults(self):
         return self.config_cls()

@@ -8,6 +8,7 @@ Its parts: `config` (hyperparameters, toggles, presets), `training` (data, model
 
 from __future__ import annotations
 
+from phenomon.phenomena.edge_of_stability.figure import figure
 from phenomon.phenomena.edge_of_stability.config import PRESETS, TOGGLES, EdgeOfStabilityConfig
 from phenomon.phenomena.edge_of_stability.training import execute
 from phenomon.phenomena.edge_of_stability.verdict import criterion, group_criterion
@@ -31,4 +32,5 @@ PHENOMENON = register(Phenomenon(
     experiment={"baseline": (), "lr_half": ("lr_half",), "lr_double": ("lr_double",), "sgd": ("sgd",),
                 "warmup": ("warmup",)},
     group_criterion=group_criterion,
+    figures=figure,
 ))
