@@ -73,8 +73,8 @@ TOGGLES = (
            "(Cohen et al. 2021, Fig. 1)"),
     Toggle("lr_double", "d", {"lr_scale": 2.0},
            "η doubled (0.1 → 0.2): the plateau moves down to 2/η = 10, reached sooner (Cohen et al. 2021)"),
-    Toggle("sgd", "b", {"batch_size": 50},
-           "full batch → SGD with batch 50: sharpness settles below 2/η, lower for smaller batches (Cohen et al. "
+    Toggle("sgd", "b", {"batch_size": 10},
+           "full batch → SGD with batch 10: sharpness settles below 2/η, lower for smaller batches (Cohen et al. "
            "2021 §6; Jastrzębski et al. 2020: SGD's sharpness is set by η/B)"),
     Toggle("warmup", "u", {"warmup": 0.2},
            "η warmed up linearly over the first 20% of steps: the late plateau is the same 2/η (the threshold of the η in force; "
@@ -88,6 +88,4 @@ PRESETS = {
     # under 2 minutes on 2 cores: fewer samples, narrower, a larger η (2/η = 10) is reached within a few hundred steps
     "quick": {"train_size": 500, "test_size": 500, "width": 100, "lr": 0.2, "max_steps": 1500,
               "sharpness_every": 25, "eval_every": 50},
-    # the paper's scale of data: 5,000 samples (Cohen et al. use a 5k subset of CIFAR-10)
-    "paper": {"train_size": 5000, "max_steps": 10000, "eval_every": 200},
 }
