@@ -74,6 +74,8 @@ class Phenomenon:
     claim: str = ""
     # (metric, legend) pairs the report's outcome figure draws against a sweep field in place of test/train error
     figure_series: tuple[tuple[str, str], ...] = ()
+    # Figures of its own in `phenomon report`: (its runs, the output folder, matplotlib.pyplot) -> the files written
+    figures: Callable[[list, Any, Any], list] | None = None
 
     def defaults(self):
         return self.config_cls()

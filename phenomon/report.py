@@ -50,6 +50,7 @@ def write_report(root: Path, group: str | None, out: Path) -> list[Path]:
         if not isinstance(axis, Step):  # a sweep or pruning rounds: plot against that axis, from the scorecard's points
             written += _axis_figures(ph, axis, pts.filter(pl.col("phenomenon") == ph),
                                      [r for r in runs if r.phenomenon == ph], out, colors, plt)
+            written += _own_figures(ph, [r for r in runs if r.phenomenon == ph], out, plt)
             continue
         # this phenomenon's configurations, each with its colour (the same in both figures)
         mine = [(colors[i % len(colors)], label, fs)
@@ -117,6 +118,7 @@ def write_report(root: Path, group: str | None, out: Path) -> list[Path]:
             fig.savefig(p, dpi=110)
             plt.close(fig)
             written.append(p)
+        written += _own_figures(ph, [r for r in runs if r.phenomenon == ph], out, plt)
 
     # 3. the scorecard heat map
     table = scorecard.score(runs, problems, pts)
@@ -150,6 +152,17 @@ def write_report(root: Path, group: str | None, out: Path) -> list[Path]:
     p = out / "report.md"
     p.write_text("\n".join(md) + "\n")
     return [*written, p]
+
+
+def _own_figures(ph: str, runs: list, out: Path, plt) -> list[Path]:
+    """The phenomenon's own figures (`Phenomenon.figures`), if it has any."""
+    from phenomon import registry
+
+    try:
+        draw = registry.get(ph).figures
+    except UsageError:  # a foreign run
+        return []
+    return list(draw(runs, out, plt)) if draw is not None else []
 
 
 def _axis_figures(ph: str, axis, pts: pl.DataFrame, runs: list, out: Path, colors, plt) -> list[Path]:

@@ -126,8 +126,9 @@ class PhenomonApp(App[str | None]):
                             if launches.chash(launches.flipped(self.focus_ph, self.focus_cfg, t.name))
                             in self.launches.pending)
         for screen in (runs, compare):
-            if screen.is_mounted:
-                bar = screen.query_one("#toggles")
+            bars = screen.query("#toggles") if screen.is_mounted else ()
+            if bars:  # mounted, not yet composed (seen under heavy CPU load): the next snapshot binds it
+                bar = bars.first()
                 bar.phenomenon, bar.cfg, bar.pending = self.focus_ph, self.focus_cfg, pending
                 bar.focus_line = self._focus_line()
 

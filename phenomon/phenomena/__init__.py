@@ -7,3 +7,4 @@ from phenomon.phenomena import grokking_data  # noqa: F401
 from phenomon.phenomena import omnigrok  # noqa: F401
 from phenomon.phenomena import tickets_at_init  # noqa: F401
 from phenomon.phenomena import dd_regularised  # noqa: F401
+from phenomon.phenomena import edge_of_stability  # noqa: F401
