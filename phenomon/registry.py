@@ -68,6 +68,8 @@ class Phenomenon:
     # A sweep over the x_axis "config:<field>": a config that leaves <field> at 0 stands for one run per value of
     # `sweep(cfg)`; `phenomon run` and `phenomon experiment` then start those runs, all in one comparison group.
     sweep: Callable[[Any], tuple] | None = None
+    # extra report figures: (this phenomenon's runs, the output directory, matplotlib.pyplot) -> paths written
+    figure: Callable[..., list] | None = None
 
     def defaults(self):
         return self.config_cls()

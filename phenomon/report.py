@@ -50,6 +50,7 @@ def write_report(root: Path, group: str | None, out: Path) -> list[Path]:
         if not isinstance(axis, Step):  # a sweep or pruning rounds: plot against that axis, from the scorecard's points
             written += _axis_figures(ph, axis, pts.filter(pl.col("phenomenon") == ph),
                                      [r for r in runs if r.phenomenon == ph], out, colors, plt)
+            written += _own_figures(ph, [r for r in runs if r.phenomenon == ph], out, plt)
             continue
         # this phenomenon's configurations, each with its colour (the same in both figures)
         mine = [(colors[i % len(colors)], label, fs)
@@ -191,6 +192,17 @@ def _axis_figures(ph: str, axis, pts: pl.DataFrame, runs: list, out: Path, color
         plt.close(fig)
         written.append(p)
     return written
+
+
+def _own_figures(ph: str, runs: list, out: Path, plt) -> list[Path]:
+    """The phenomenon's own figures (`Phenomenon.figure`), if it has any."""
+    from phenomon import registry
+
+    try:
+        fig = registry.get(ph).figure
+    except UsageError:
+        return []
+    return list(fig(runs, out, plt)) if fig is not None else []
 
 
 def _landmarks(runs: list) -> dict[str, tuple[float, str]]:
