@@ -31,7 +31,7 @@ def final_table(runs: list) -> pl.DataFrame:
 
 
 def figure(runs: list, out: Path, plt) -> list[Path]:
-    """`emergence_metrics.png`: the four metrics against width (log) per variant, mean over seeds with a min–max
+    """`emergence_curves.png`: the four metrics against width (log) per variant, mean over seeds with a min–max
     band; on exact match also Π per-position accuracy (dashed) — the prediction from per-token accuracy."""
     t = final_table(runs)
     if t.height == 0 or "exact_match" not in t.columns:
@@ -68,7 +68,7 @@ def figure(runs: list, out: Path, plt) -> list[Path]:
             ax.legend(fontsize=6)
     fig.suptitle("emergence: one sweep of models, four metrics (abruptness: largest step / total variation)")
     fig.tight_layout()
-    p = Path(out) / "emergence_metrics.png"
+    p = Path(out) / "emergence_curves.png"
     fig.savefig(p, dpi=120)
     plt.close(fig)
     return [p]
