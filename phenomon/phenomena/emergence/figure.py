@@ -15,16 +15,17 @@ PANELS = (("exact_match", "exact match (all k tokens right)"), ("token_acc", "pe
 
 
 def final_table(runs: list) -> pl.DataFrame:
-    """One row per finished run: label, seed, width, k and its `final/*` test metrics (prefix removed)."""
+    """One row per finished run: run id, label, seed, width, k and its `final/*` test metrics (prefix removed), params."""
     rows = []
     for r in runs:
         d = store.read_metrics(r.dir, problems=[], columns=("name", "value"))
-        d = d.filter(pl.col("name").str.starts_with("final/") & pl.col("value").is_not_null())
+        d = d.filter((pl.col("name").str.starts_with("final/") | (pl.col("name") == "params"))
+                     & pl.col("value").is_not_null())
         if d.height == 0:
             continue
         cfg = r.manifest.get("config") or {}
         vals = dict(d.group_by("name").agg(pl.col("value").last()).iter_rows())
-        rows.append({"label": store.label_of(r.manifest), "seed": r.manifest.get("seed"),
+        rows.append({"run": r.id, "label": store.label_of(r.manifest), "seed": r.manifest.get("seed"),
                      "width": float(cfg.get("width") or 0), "k": int(cfg.get("k") or 0),
                      **{n.removeprefix("final/"): v for n, v in vals.items()}})
     return pl.DataFrame(rows) if rows else pl.DataFrame()
