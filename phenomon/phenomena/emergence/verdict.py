@@ -47,7 +47,9 @@ def _stats(xs: list[float | None]) -> dict:
     return {"mean": m, "sd": sd, "n": n, "lo": lo, "hi": hi}
 
 
-def _text(s: dict) -> str:
+def _text(s: dict | None) -> str:
+    if s is None:
+        return "not logged"
     if s["mean"] is None:
         return "undefined (flat curve)"
     ci = f" [{s['lo']:.2f}, {s['hi']:.2f}]" if s["lo"] is not None else " (no interval: n < 3)"
@@ -91,11 +93,17 @@ def judge(table: pl.DataFrame, k: int) -> Verdict:
     body = (f"k={k}, {len(widths)} widths × {n} seed{'s' if n != 1 else ''}; abruptness (largest step between "
             f"adjacent widths / total variation; a straight line is {1 / (len(widths) - 1):.2f}): exact match "
             f"{_text(ab['exact_match'])}, token accuracy {_text(ab['token_acc'])}, edit distance "
-            f"{_text(ab['edit_distance'])}, answer log-likelihood {_text(ab['answer_ll'])}; exact − token "
+            f"{_text(ab.get('edit_distance'))}, answer log-likelihood {_text(ab.get('answer_ll'))}; exact − token "
             f"{_text(gap_s)}; exact match jumps {em[i_jump]:.3f} → {em[i_jump + 1]:.3f} between widths "
             f"{widths[i_jump]} and {widths[i_jump + 1]} (first ≥ {EMERGES_AT}: "
             f"{at if at is not None else 'none'}); Π per-position accuracy predicts it within {miss:.3f} at every "
             f"width (token accuracy^k: {naive:.3f})")
+    line_ab = 1 / (len(widths) - 1)
+    tok_ab = ab["token_acc"]["mean"]
+    if tok_ab is not None and tok_ab >= 2 * line_ab:  # the smooth metric is not smooth here: say so, not hide it
+        body += (f"; per-token accuracy itself is {tok_ab / line_ab:.1f}× as abrupt as a straight line: the metric "
+                 f"sharpens a change that is partly real")
+        nums["token_acc_vs_straight_line"] = tok_ab / line_ab
     if prefix:
         body += "; exact match of the first j tokens, abruptness " + ", ".join(
             f"j={c.rsplit('_', 1)[1]} {ab[c]['mean']:.2f}" for c in prefix if ab[c]["mean"] is not None)
