@@ -177,3 +177,35 @@ def test_bad_input_is_one_line_exit_2_and_creates_nothing(tmp_path, capsys, sets
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err and "Traceback" not in err
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+# ------------------------------------------------------------------------------------------ monitor
+
+
+async def test_monitor_plots_emergence_runs_against_width_with_its_toggles(runs):
+    from textual.widgets import DataTable, Static
+
+    from phenomon.tui.screens.compare import CompareScreen
+    from phenomon.tui.widgets.chart import LineChart
+    from tests.test_tui_app import SIZE, FakeLauncher, app_for, until
+
+    ids = []
+    for width, em in ((4, 0.0), (16, 0.01), (64, 0.6)):
+        rid = f"em-w{width}"
+        m = store.new_manifest(rid, "emergence", config={"width": width, "k": 5, "seed": 0}, seed=0, toggles=[],
+                               group="emergence-g")
+        w = store.RunWriter(runs / rid, m, background=False)
+        w.log({"test/acc": em, "train/acc": em, "test/loss": 1 - em, "train/loss": 1 - em, "final/score": em}, 2000)
+        w.close("finished")
+        ids.append(rid)
+    app = app_for(runs, launch_fn=FakeLauncher())
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.screen.query_one(DataTable).row_count == len(ids))
+        bar = str(app.screen.query_one("#toggles").render())
+        assert [t.split()[:2] for t in bar.splitlines()[1:]] == [["m", "metric"], ["L", "log_likelihood"], ["d", "k"]]
+        await pilot.press("c")
+        assert isinstance(app.screen, CompareScreen)
+        chart = app.screen.query_one("#chart-test-acc", LineChart)
+        await until(pilot, lambda: len(chart.series) == 1)
+        assert chart.title == "test/acc vs width" and chart.series[0].x.tolist() == [4.0, 16.0, 64.0]
+        assert "x: width" in str(app.screen.query_one("#compare-status", Static).render())
