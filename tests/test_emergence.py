@@ -99,6 +99,16 @@ def test_verdict_refuses_when_exact_match_is_not_the_per_token_product():
     assert v.effect is False and "misses exact match" in v.line
 
 
+def test_verdict_is_undecided_while_the_seeds_disagree():
+    widths = (4, 8, 16, 32, 64, 128, 256)
+    # seed 0: per-token accuracy rises by equal steps (exact match sharper); seeds 1, 2: per-token accuracy is itself
+    # a step, so exact match (its 5th power) is no sharper: the gap's interval straddles 0
+    p = {w: [0.3 + 0.1 * i, 0.3 if i < 3 else 0.9, 0.3 if i < 4 else 0.9] for i, w in enumerate(widths)}
+    v = group_criterion(_sweep(p, 5), EM.defaults())
+    assert v.effect is None and v.line.startswith("undecided") and "1 of 3 seeds" in v.line, v.line
+    assert v.numbers["gap_exact_vs_token"]["lo"] < 0 < v.numbers["gap_exact_vs_token"]["hi"]
+
+
 def test_judge_needs_three_widths_and_says_when_there_is_no_interval():
     t = _sweep({4: [0.3], 8: [0.6]}, 5).rename(lambda c: c.removeprefix("final/"))
     assert judge(t, 5).effect is None

@@ -83,8 +83,14 @@ def judge(table: pl.DataFrame, k: int) -> Verdict:
     i_jump = max(range(len(em) - 1), key=lambda i: abs(em[i + 1] - em[i]))
     at = next((w for w, v in zip(widths, em) if v >= EMERGES_AT), None)
     n = len(full)
-    more_abrupt = (gap_s["lo"] > 0 if gap_s["lo"] is not None else
-                   gap_s["mean"] is not None and gap_s["mean"] > 0)  # n < 3: the point estimate, said so below
+    # exact match more abrupt than token accuracy: decided by the interval of the paired gap; undecided (None) while
+    # it straddles 0; with n < 3 (no interval) the point estimate decides, and the line says so
+    if gap_s["mean"] is None:
+        more_abrupt = None
+    elif gap_s["lo"] is None:
+        more_abrupt = gap_s["mean"] > 0
+    else:
+        more_abrupt = True if gap_s["lo"] > 0 else False if gap_s["hi"] <= 0 else None
     explained = miss <= EXPLAIN_TOL
     nums = {"k": k, "seeds": n, "widths": widths, "abruptness": ab, "gap_exact_vs_token": gap_s,
             "max_abs_exact_minus_product": miss, "max_abs_exact_minus_token_acc_pow_k": naive,
@@ -107,10 +113,16 @@ def judge(table: pl.DataFrame, k: int) -> Verdict:
     if prefix:
         body += "; exact match of the first j tokens, abruptness " + ", ".join(
             f"j={c.rsplit('_', 1)[1]} {ab[c]['mean']:.2f}" for c in prefix if ab[c]["mean"] is not None)
+    nums["gaps_per_seed"] = gap
     if more_abrupt and explained:
         return Verdict(True, "emergence is a metric artefact: exact match is more abrupt than per-token accuracy "
                              "on the same models, and the per-token accuracies predict it — " + body, nums)
-    why = [t for t, bad in (("exact match is not more abrupt than token accuracy", not more_abrupt),
+    if more_abrupt is None and explained:
+        signs = sum(1 for g in gap if g is not None and g > 0)
+        return Verdict(None, f"undecided: the per-token accuracies predict exact match, and exact match is more "
+                             f"abrupt in {signs} of {n} seeds, but the interval of the gap includes 0 (more seeds "
+                             f"decide) — " + body, nums)
+    why = [t for t, bad in (("exact match is not more abrupt than token accuracy", more_abrupt is False),
                             (f"the per-token product misses exact match by {miss:.3f} > {EXPLAIN_TOL}",
                              not explained)) if bad]
     return Verdict(False, f"not explained by the metric ({'; '.join(why)}): " + body, nums)
