@@ -176,6 +176,11 @@ def effective_rank(module, probe=None):
     return {"": sum(per.values()) / len(per), **per}
 
 
+def _tokens(z: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits (n, vocab) and labels (n,); a model answering several tokens (n, k, vocab) counts each as a sample."""
+    return (z.flatten(0, -2), y.flatten()) if z.ndim > 2 else (z, y)
+
+
 def _loss_and_params(module, probe):
     params = [p for p in module.parameters() if p.requires_grad]
     loss = _loss_fn(module)(module(probe.x), probe.y)
@@ -224,9 +229,9 @@ def grad_stats(module, probe, chunks: int = 8):
 def softmax_collapse(module, probe):
     """Fraction of probe samples with Σ exp(z − max z) == 1 in the logits' dtype: their loss gradient underflows."""
     with torch.no_grad():
-        z = _forward(module, probe.x)
+        z, y = _tokens(_forward(module, probe.x), probe.y)
         s = torch.exp(z - z.max(-1, keepdim=True).values).sum(-1)
-        zero_loss = F.cross_entropy(z, probe.y, reduction="none") == 0
+        zero_loss = F.cross_entropy(z, y, reduction="none") == 0
     return {"": float((s == 1).float().mean()), "zero_loss": float(zero_loss.float().mean())}
 
 
@@ -234,9 +239,9 @@ def softmax_collapse(module, probe):
 def margin(module, probe):
     """Train classification margin z_y − max_{j≠y} z_j: mean and minimum over the probe."""
     with torch.no_grad():
-        z = _forward(module, probe.x)
-        zy = z.gather(1, probe.y[:, None]).squeeze(1)
-        other = z.scatter(1, probe.y[:, None], float("-inf")).max(1).values
+        z, y = _tokens(_forward(module, probe.x), probe.y)
+        zy = z.gather(1, y[:, None]).squeeze(1)
+        other = z.scatter(1, y[:, None], float("-inf")).max(1).values
         m = zy - other
     return {"": float(m.mean()), "min": float(m.min())}
 

@@ -183,8 +183,17 @@ def _lottery(cfg):
     return LotteryModule(new_net(cfg, cfg.seed)), dm
 
 
+def _emergence(cfg):
+    from phenomon.datamodules.addition import AdditionDataModule
+    from phenomon.models.emergence import EmergenceModule
+
+    return (EmergenceModule(cfg.k, cfg.width, cfg.depth),
+            AdditionDataModule(cfg.k, cfg.train_size, cfg.test_size, cfg.batch_size, cfg.seed, cfg.data_seed))
+
+
 # phenomenon -> (module with the run's architecture, its data module), built from the resolved config as `execute` does
-REBUILD = {"grokking": _grokking, "double_descent": _double_descent, "lottery_ticket": _lottery}
+REBUILD = {"grokking": _grokking, "double_descent": _double_descent, "lottery_ticket": _lottery,
+           "emergence": _emergence}
 
 
 def load_weights(path: Path) -> dict[str, torch.Tensor]:

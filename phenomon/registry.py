@@ -68,13 +68,12 @@ class Phenomenon:
     # A sweep over the x_axis "config:<field>": a config that leaves <field> at 0 stands for one run per value of
     # `sweep(cfg)`; `phenomon run` and `phenomon experiment` then start those runs, all in one comparison group.
     sweep: Callable[[Any], tuple] | None = None
-    # `phenomon report`'s main figure when the generic one does not show the finding: (runs, out dir, pyplot) -> path
-    figure: Callable[[list, Any, Any], Any] | None = None
     # The claim (from the position paper's table and its sources) an experiment checks: the report's figure caption
     claim: str = ""
     # (metric, legend) pairs the report's outcome figure draws against a sweep field in place of test/train error
     figure_series: tuple[tuple[str, str], ...] = ()
-    # Figures of its own in `phenomon report`: (its runs, the output folder, matplotlib.pyplot) -> the files written
+    # Figures of its own in `phenomon report`: (its runs, the output folder, matplotlib.pyplot) -> the files written;
+    # on a sweep they stand in for the generic outcome figure against the sweep field
     figures: Callable[[list, Any, Any], list] | None = None
 
     def defaults(self):

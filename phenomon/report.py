@@ -48,9 +48,10 @@ def write_report(root: Path, group: str | None, out: Path) -> list[Path]:
     for ph in sorted({r.phenomenon for r in runs}):
         axis = scorecard.unit_of(ph).x_axis
         if not isinstance(axis, Step):  # a sweep or pruning rounds: plot against that axis, from the scorecard's points
-            written += _axis_figures(ph, axis, pts.filter(pl.col("phenomenon") == ph),
-                                     [r for r in runs if r.phenomenon == ph], out, colors, plt)
-            written += _own_figures(ph, [r for r in runs if r.phenomenon == ph], out, plt)
+            own = _own_figures(ph, [r for r in runs if r.phenomenon == ph], out, plt)
+            written += own + _axis_figures(ph, axis, pts.filter(pl.col("phenomenon") == ph),
+                                           [r for r in runs if r.phenomenon == ph], out, colors, plt,
+                                           outcome_figure=not own)
             continue
         # this phenomenon's configurations, each with its colour (the same in both figures)
         mine = [(colors[i % len(colors)], label, fs)
@@ -155,7 +156,8 @@ def write_report(root: Path, group: str | None, out: Path) -> list[Path]:
 
 
 def _own_figures(ph: str, runs: list, out: Path, plt) -> list[Path]:
-    """The phenomenon's own figures (`Phenomenon.figures`), if it has any."""
+    """The phenomenon's own figures (`Phenomenon.figures`), if it has any: on a sweep they replace the generic
+    outcome figure."""
     from phenomon import registry
 
     try:
@@ -165,16 +167,12 @@ def _own_figures(ph: str, runs: list, out: Path, plt) -> list[Path]:
     return list(draw(runs, out, plt)) if draw is not None else []
 
 
-def _axis_figures(ph: str, axis, pts: pl.DataFrame, runs: list, out: Path, colors, plt) -> list[Path]:
-    """Outcome and signals against a sweep field or the pruning round: mean over seeds, min-max band."""
-    from phenomon import registry
-
-    try:
-        own = registry.get(ph).figure  # the phenomenon's own main figure (drawn from its runs, signals or not)
-    except UsageError:  # a foreign run
-        own = None
+def _axis_figures(ph: str, axis, pts: pl.DataFrame, runs: list, out: Path, colors, plt,
+                  outcome_figure: bool = True) -> list[Path]:
+    """Outcome (unless the phenomenon drew its own) and signals against a sweep field or the pruning round: mean
+    over seeds, min-max band."""
     if pts.height == 0:
-        return [own(runs, out, plt)] if own is not None else []
+        return []
     pts = pts.with_columns(store.toggles_label_expr("toggles"))
     labels = sorted(pts["label"].unique().to_list())
     xlabel = axis.label if isinstance(axis, ConfigField) else "pruning round"
@@ -188,7 +186,7 @@ def _axis_figures(ph: str, axis, pts: pl.DataFrame, runs: list, out: Path, color
         if isinstance(axis, ConfigField):
             ax.set_xscale("log")
 
-    written = [own(runs, out, plt) if own is not None else _outcome_figure(ph, axis, runs, out, colors, plt)]
+    written = [_outcome_figure(ph, axis, runs, out, colors, plt)] if outcome_figure else []
     shown = [s for s in SHOWN_SIGNALS if s in set(pts["signal"].unique().to_list())]
     if shown:
         nrow = -(-len(shown) // 3)

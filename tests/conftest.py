@@ -12,7 +12,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--set", "p=23", "--set", "eval_every=10", "--set", "hidden=64", "--set", "d_embed=16"]
 # the registered names, in full, as error messages list them: a new phenomenon or signal is added here
-PHENOMENON_NAMES = "dd_regularised, double_descent, edge_of_stability, grokking, grokking_data, lottery_ticket, omnigrok, tickets_at_init"
+PHENOMENON_NAMES = "dd_regularised, double_descent, edge_of_stability, emergence, grokking, grokking_data, lottery_ticket, omnigrok, tickets_at_init"
 SIGNAL_NAMES = ("effective_parameters, effective_rank, fourier_sparsity, grad_norm, magnitude, margin, prime_count, "
                 "sharpness, softmax_collapse, sparsity, weight_norm")
 

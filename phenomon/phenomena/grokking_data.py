@@ -111,6 +111,6 @@ PHENOMENON = register(Phenomenon(
     group_criterion=group_criterion,
     outcome="test/acc",
     sweep=lambda cfg: cfg.fractions,
-    figure=lambda runs, out, plt: delay.figure("grokking_data", runs, out, plt, "train_fraction", TRAIN_OK, TEST_OK,
-                                               CLAIM),
+    figures=lambda runs, out, plt: [delay.figure("grokking_data", runs, out, plt, "train_fraction", TRAIN_OK, TEST_OK,
+                                               CLAIM)],
 ))

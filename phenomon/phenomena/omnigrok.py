@@ -164,6 +164,6 @@ PHENOMENON = register(Phenomenon(
     group_criterion=group_criterion,
     outcome="test/acc",
     sweep=lambda cfg: cfg.sizes,
-    figure=lambda runs, out, plt: delay.figure("omnigrok", runs, out, plt, "train_size", OmnigrokConfig.train_ok,
-                                               OmnigrokConfig.test_ok, CLAIM),
+    figures=lambda runs, out, plt: [delay.figure("omnigrok", runs, out, plt, "train_size", OmnigrokConfig.train_ok,
+                                               OmnigrokConfig.test_ok, CLAIM)],
 ))
