@@ -68,7 +68,7 @@ class EdgeOfStabilityConfig:
 
 
 TOGGLES = (
-    Toggle("lr_half", "h", {"lr_scale": 0.5},
+    Toggle("lr_half", "j", {"lr_scale": 0.5},
            "η halved (0.1 → 0.05): the plateau moves up to the new 2/η = 40, reached later (sharpening takes longer) "
            "(Cohen et al. 2021, Fig. 1)"),
     Toggle("lr_double", "d", {"lr_scale": 2.0},
