@@ -121,6 +121,7 @@ class CompareScreen(Screen):
         self._landmarks = landmarks.Landmarks()
         self._verdicts: dict = {}  # run id -> (rows judged, verdict): a run is judged again only on new rows
         self._signals: list[str] = []  # the picker's list as last computed
+        self.set_class(self.app.size.height < COMPACT_BELOW, "-compact")  # the first panels already fit (no resize yet)
         self._update()
 
     def watch_snapshot(self) -> None:
