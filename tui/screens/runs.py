@@ -243,7 +243,10 @@ class RunsScreen(Screen):
     def _fill(self) -> None:
         if not self.is_mounted or not self.is_current:  # hidden under compare: filled again on resume
             return
-        table = self.query_one(DataTable)
+        tables = self.query(DataTable)
+        if not tables:  # the app is closing: its widgets are being removed while a last snapshot arrives
+            return
+        table = tables.first()
         runs = self.visible()
         settings = setting_columns(runs)
         columns = [*HEAD, *(f"set:{k}" for k in settings), *TAIL]
