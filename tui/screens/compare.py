@@ -77,19 +77,20 @@ class CompareScreen(Screen):
         Binding("shift+left", "cursor(-10)", "Cursor ←←", show=False),
         Binding("shift+right", "cursor(10)", "Cursor →→", show=False),
         Binding("escape", "clear_cursor", "Clear cursor", show=False),
-        Binding("left_square_bracket", "smooth(-1)", "Less smoothing"),
-        Binding("right_square_bracket", "smooth(1)", "More smoothing"),
-        Binding("l", "toggle_log", "Log x"),
-        Binding("y", "toggle_log_y", "Log y"),
-        Binding("g", "next_signal(1)", "Next metric"),
+        # the status line names [ ], l and y with their state: the footer keeps room for the app's keys (S, v)
+        Binding("left_square_bracket", "smooth(-1)", "Less smoothing", show=False),
+        Binding("right_square_bracket", "smooth(1)", "More smoothing", show=False),
+        Binding("l", "toggle_log", "Log x", show=False),
+        Binding("y", "toggle_log_y", "Log y", show=False),
+        Binding("g", "next_signal(1)", "Next metric", show=False),  # the signal panel's title says g/G /
         Binding("G", "next_signal(-1)", "Previous metric", show=False),
         Binding("slash", "pick", "Find metric", key_display="/"),
         Binding("plus", "more_signals(1)", "Pin panel, add one", key_display="+", show=False),
         Binding("minus", "more_signals(-1)", "One signal panel less", key_display="-", show=False),
-        Binding("X", "cycle_x", "Cycle x axis"),
+        Binding("X", "cycle_x", "x axis"),
         Binding("full_stop", "focus_config(1)", "Focus next configuration", key_display=".", show=False),
         Binding("comma", "focus_config(-1)", "Focus previous configuration", key_display=",", show=False),
-        Binding("h", "hide", "Hide/show focused"),
+        Binding("h", "hide", "Hide/show"),
         Binding("H", "show_all", "Show all", show=False),
     ]
 
@@ -130,6 +131,7 @@ class CompareScreen(Screen):
         self._landmarks = landmarks.Landmarks()
         self._verdicts: dict = {}  # run id -> (rows judged, verdict): a run is judged again only on new rows
         self._signals: list[str] = []  # the picker's list as last computed
+        self.set_class(self.app.size.height < COMPACT_BELOW, "-compact")  # the first panels already fit (no resize yet)
         self._update()
 
     def watch_snapshot(self) -> None:
@@ -380,8 +382,8 @@ class CompareScreen(Screen):
         groups = sorted({m.get("group", "?") for m in manifests.values()})
         alpha = SMOOTHING[self.smoothing]
         group = f"group {escape(groups[0])}" if len(groups) == 1 else f"{len(groups)} groups" if groups else "group -"
-        text = (f"comparing {len(manifests)} run(s) · {group} · x: {x_axis.label}"
-                f"{' (log)' if self.log_x else ''}{' · y log (y)' if self.log_y else ''} · EMA {alpha:g} ([ ])"
+        text = (f"comparing {len(manifests)} run(s) · {group} · x: {x_axis.label} ({'log' if self.log_x else 'linear'}"
+                f", l; X) · y {'log' if self.log_y else 'linear'} (y) · EMA {alpha:g} ([ ])"
                 + ("" if self.compact else " · ←/→ cursor, click a chart"))
         lm = self._landmarks
         label = next((lab for k, lab, _ in self.configs() if k == self.focus_key), None)

@@ -244,7 +244,7 @@ class RunsScreen(Screen):
         if not self.is_mounted or not self.is_current:  # hidden under compare: filled again on resume
             return
         tables = self.query(DataTable)
-        if not tables:  # a snapshot between mount and compose (seen under heavy CPU load): on_mount fills it
+        if not tables:  # a snapshot between mount and compose, or while the app closes: on_mount/resume fill it
             return
         table = tables.first()
         runs = self.visible()
