@@ -138,9 +138,9 @@ async def test_compare_at_80x24_shows_two_taller_panels(runs):
         await pilot.press("c")
         test_acc = app.screen.query_one("#chart-test-acc", LineChart)
         await until(pilot, lambda: len(test_acc.series) == 2)
-        await pilot.pause(0.1)
-        shown = [c for c in app.screen.query(LineChart) if c.display and c.region.height]
-        assert [c.title for c in shown] == ["test/acc", "test/loss"]
+        shown = lambda: [c for c in app.screen.query(LineChart) if c.display and c.region.height]  # noqa: E731
+        await until(pilot, lambda: [c.title for c in shown()] == ["test/acc", "test/loss"])  # panels come one by one
+        shown = shown()
         assert all(c.region.height >= 9 for c in shown), [c.region for c in shown]
         svg = app.export_screenshot()
         assert "too small" not in svg

@@ -13,6 +13,7 @@ from phenomon.tui.messages import Snapshot
 
 KEEP = ("step", "value", "round")  # the columns charts use; wall and epoch stay on disk
 CLOCK = "~wall"  # per run, one row per step: its wall-clock time (the compare screen's wall-time x axis)
+READ = ("name", "wall", *KEEP)  # the columns read from new segments (Parquet skips the others)
 # Appends are chunks: a live run's frame would become thousands of them and every query over it slows ~5× (13.8 ms
 # at 0 chunks, 56.6 ms at 2,400, issue 12). Past this many the frame is rechunked: at one append per poll that is a
 # copy every ~8 s of a live run, amortised O(rows / MAX_CHUNKS) per append.
@@ -51,7 +52,7 @@ class StoreWatcher:
         now = time.monotonic()
         for r in runs:
             reader = self._readers.get(r.id) or self._readers.setdefault(
-                r.id, store.IncrementalReader(r.dir, columns=("name", *KEEP, "wall")))
+                r.id, store.IncrementalReader(r.dir, columns=READ))
             ended = r.state in ("finished", "failed", "killed")
             said = r.manifest.get("rows")  # a writer updates it after each segment it writes
             if r.id in self._frames and isinstance(said, int) and reader.offset >= said and (

@@ -76,8 +76,16 @@ class RunInfo:
         if self.note:
             return self.note
         m = self.manifest
-        age = "unknown" if self.heartbeat_age is None else f"{self.heartbeat_age:.0f} s ago"
+        age = "unknown" if self.heartbeat_age is None else _ago(self.heartbeat_age)
         return f"pid {m.get('pid')} on {m.get('host')} is gone; last heartbeat {age}"
+
+
+def _ago(age: float) -> str:
+    """A coarse age (10 s steps, then minutes, then hours): a table showing it changes rarely, not every second
+    (a monitor re-renders its whole runs table on any change; issue 12)."""
+    if age < 120:
+        return f"{int(age // 10) * 10} s ago"
+    return f"{int(age // 60)} min ago" if age < 7200 else f"{int(age // 3600)} h ago"
 
 
 def _pid_alive(pid: int) -> bool:

@@ -43,6 +43,17 @@ def progress_bar(m: dict, width: int = 10) -> Text:
     return Text("█" * full + "░" * (width - full), style="cyan") + Text(f" {frac:4.0%}")
 
 
+def bound_table_caches(table: DataTable, lines: int = 200) -> None:
+    """DataTable keeps every rendered cell and line of every update (its keys count updates) up to 10,000 cells
+    and 1,000 lines: with live runs that fills over minutes, and memory and the garbage collector's work grow with
+    it (issue 12: RSS and idle CPU rose over the first ~10 minutes). A screenful or so is all a redraw reuses."""
+    for name, size in (("_row_render_cache", lines), ("_cell_render_cache", 10 * lines),
+                       ("_line_cache", lines), ("_row_renderable_cache", lines)):
+        cache = getattr(table, name, None)
+        if cache is not None and hasattr(cache, "maxsize"):
+            cache.maxsize = min(cache.maxsize, size)
+
+
 def headline(info: RunInfo) -> str:
     try:
         keys = registry.get(info.phenomenon).headline
@@ -183,6 +194,7 @@ class RunsScreen(Screen):
 
     def on_mount(self) -> None:
         self._layout: tuple = ()  # (columns, widths) the table was built with
+        bound_table_caches(self.query_one(DataTable))
         self._fill()
 
     def watch_snapshot(self) -> None:
