@@ -129,3 +129,29 @@ def test_a_task_that_raises_or_whose_worker_dies_leaves_its_run_failed_with_the_
     info = store.launched_run(runs, spec.launch_id)
     assert info is not None and info.state == "failed"
     assert info.manifest["error"].startswith(error), info.manifest["error"]
+
+
+@pytest.mark.slow
+def test_a_local_ray_started_from_the_monitors_launch_thread_outlives_that_thread(runs, monkeypatch):
+    """The monitor launches from a short-lived worker thread; a local Ray started there died with it (Linux's
+    parent-death signal follows the thread), so the run never ran. Slow: it needs a Ray session of its own."""
+    import threading
+
+    from phenomon.tui import launches
+
+    if ray.is_initialized():
+        ray.shutdown()
+    monkeypatch.setenv("PHENOMON_ENGINE", "ray")
+    monkeypatch.setattr(launches, "_ENGINE", [])
+    box = {}
+    spec = RunSpec("grokking", sets=("p=23", "hidden=16", "d_embed=8"), max_steps=20, root=runs,
+                   extra=("--signals", "none"))
+    t = threading.Thread(target=lambda: box.update(h=launches.launch(spec, runs / ".logs")))
+    t.start()
+    t.join()
+    try:
+        assert box["h"].wait(timeout=300) == 0
+        [info] = store.list_runs(runs)
+        assert info.state == "finished" and info.manifest["engine"] == "ray"
+    finally:
+        ray.shutdown()

@@ -170,9 +170,13 @@ def test_sigterm_to_a_parent_stops_its_children(tmp_path, monkeypatch):
         started.append(subprocess.Popen(["sleep", "60"]))
         return started[-1]
 
-    monkeypatch.setattr(sweep, "launch", fake_launch)
+    class FakeEngine:
+        name = "local"
+        launch = staticmethod(fake_launch)
+
     children = [sweep.Child(f"c{i}", RunSpec("grokking", seed=i)) for i in range(2)]
     threading.Timer(1.0, os.kill, (os.getpid(), __import__("signal").SIGTERM)).start()
     with pytest.raises(KeyboardInterrupt):
-        sweep.run_parallel(children, tmp_path, max_parallel=2, poll_s=0.05, out=open(os.devnull, "w"))
+        sweep.run_parallel(children, tmp_path, max_parallel=2, poll_s=0.05, out=open(os.devnull, "w"),
+                           engine=FakeEngine())
     assert len(started) == 2 and all(p.poll() is not None for p in started)

@@ -33,6 +33,33 @@ def _import_ray():
     return ray
 
 
+def _init_ray(ray, **kwargs) -> None:
+    """`ray.init`, from a thread that outlives the session. A local Ray's daemons are started with a parent-death
+    signal, which Linux sends when the *thread* that started them exits: started from the monitor's short-lived
+    launch worker, Ray died a moment later ("Failed to connect to GCS"). Off the main thread, a daemon thread that
+    never ends starts it."""
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        ray.init(**kwargs)
+        return
+    done, box = threading.Event(), {}
+
+    def keeper() -> None:
+        try:
+            ray.init(**kwargs)
+        except BaseException as e:  # noqa: BLE001 - handed to the caller
+            box["error"] = e
+        done.set()
+        if "error" not in box:
+            threading.Event().wait()  # stay alive as long as the process: Ray's daemons live while this thread does
+
+    threading.Thread(target=keeper, name="phenomon-ray", daemon=True).start()
+    done.wait()
+    if "error" in box:
+        raise box["error"]
+
+
 def run_in_worker(argv: list[str]) -> dict:
     """The task: `phenomon ARGV` in this process (a warm worker keeps its imports), output captured."""
     from phenomon.cli import main
@@ -74,8 +101,8 @@ class RayEngine:
         t0 = time.perf_counter()
         if not ray.is_initialized():
             try:
-                ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
-                         ignore_reinit_error=True, **self._init_kwargs)
+                _init_ray(ray, address=self.address, include_dashboard=False, log_to_driver=False,
+                          ignore_reinit_error=True, **self._init_kwargs)
             except ConnectionError as e:
                 where = self.address or os.environ.get("RAY_ADDRESS")
                 raise UsageError(f"no Ray cluster at {where}: {str(e).splitlines()[0][:160]} "
