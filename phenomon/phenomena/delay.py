@@ -152,10 +152,12 @@ def figure(ph_name: str, runs: list, out, plt, axis: str, train_ok: float, test_
             rr = frame.filter((pl.col(axis) == x) & (pl.col("toggles") == v))
             if "test/acc" not in rr.columns:
                 continue
-            b = store.mean_band(rr.select("step", "test/acc").drop_nulls(), "step", "test/acc").collect()
             cc = plt.get_cmap("viridis")(j / max(1, len(set(dv["x"].to_list())) - 1))
-            ax2.plot(b["step"], b["mean"], "-" if i == 0 else ":", color=cc, label=f"{lab} {axis} {x:g}")
-            ax2.fill_between(b["step"], b["lo"], b["hi"], color=cc, alpha=0.12)
+            for col, ls in (("test/acc", "-" if i == 0 else "-."), ("train/acc", "--" if i == 0 else ":")):
+                b = store.mean_band(rr.select("step", col).drop_nulls(), "step", col).collect()
+                ax2.plot(b["step"], b["mean"], ls, marker="o" if b.height < 3 else None, ms=3, color=cc,
+                         label=f"{lab} {axis} {x:g} {col.split('/')[0]}")
+                ax2.fill_between(b["step"], b["lo"], b["hi"], color=cc, alpha=0.12)
     ax.axhline(GROKKED, color="k", ls="--", lw=0.8, label=f"grokking threshold {GROKKED:g}×")
     ax.set_yscale("log")
     ax.set_xlabel(axis)
@@ -163,7 +165,7 @@ def figure(ph_name: str, runs: list, out, plt, axis: str, train_ok: float, test_
     ax.legend(fontsize=7)
     ax2.set_xscale("log")
     ax2.set_xlabel("optimiser step (log)")
-    ax2.set_ylabel("test accuracy (mean over seeds, min–max band)")
+    ax2.set_ylabel("accuracy (mean over seeds, min–max band)")
     if ax2.has_data():
         ax2.legend(fontsize=6, ncol=2)
     n = d.height
