@@ -151,10 +151,10 @@ def test_group_verdict_a_matching_method_and_an_undecided_one():
 @pytest.mark.parametrize("method", ["snip", "grasp", "synflow"])
 def test_lottery_rounds_prune_the_untrained_network_with_the_method(method):
     """In a run's rounds the methods score θ0 (never the trained weights) at that round's per-layer counts."""
-    from phenomon.phenomena.lottery_ticket.config import LotteryConfig
     from phenomon.phenomena.lottery_ticket.training import new_net, next_masks
+    from phenomon.phenomena.tickets_at_init import TicketsAtInitConfig
 
-    cfg = LotteryConfig(hidden=(16, 8), prune_by=method, synflow_iterations=20)
+    cfg = TicketsAtInitConfig(hidden=(16, 8), prune_by=method, synflow_iterations=20)
     net = new_net(cfg, cfg.seed)
     theta0 = {k: v.detach().clone() for k, v in net.named_parameters()}
     trained = {k: v + torch.randn_like(v) for k, v in theta0.items()}

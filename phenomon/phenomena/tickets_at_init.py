@@ -36,6 +36,16 @@ class TicketsAtInitConfig(LotteryConfig):
     prune_rate_output: float = 0.19
     target_remaining: float = 0.04
     seeds: tuple[int, ...] = (0, 1, 2)  # the experiment's seeds (`phenomon experiment tickets_at_init`)
+    score_batch: int = 100  # snip, grasp: training samples (a seeded draw) the scores are computed on
+    synflow_iterations: int = 100
+
+    def validate(self) -> None:
+        super().validate()
+        for k in ("score_batch", "synflow_iterations"):
+            if getattr(self, k) < 1:
+                raise ValueError(f"{k} must be a positive integer, got {getattr(self, k)}")
+        if self.score_batch > self.train_size:
+            raise ValueError(f"score_batch ({self.score_batch}) exceeds train_size ({self.train_size})")
 
 
 TOGGLES = (

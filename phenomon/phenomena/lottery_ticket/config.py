@@ -31,8 +31,6 @@ class LotteryConfig:
     target_remaining: float = 0.02  # prune until at most this fraction of weights remains
     max_rounds: int = 25
     prune_by: Literal["magnitude", "one_shot", "init", "random", "snip", "grasp", "synflow"] = "magnitude"
-    score_batch: int = 100  # snip, grasp: training samples (a seeded draw) the scores are computed on
-    synflow_iterations: int = 100
     reinit: bool = False
     rewind_step: int = 0
     masks_from: str = ""  # a saved masks file: train it once (this seed's init, or reinit), no pruning
@@ -67,14 +65,11 @@ class LotteryConfig:
                 raise ValueError(f"{k} must be in (0, 1), got {getattr(self, k)}")
         if not 0.0 < self.target_remaining < 1.0:
             raise ValueError(f"target_remaining must be in (0, 1), got {self.target_remaining}")
-        for k in ("train_size", "test_size", "batch_size", "epochs", "max_rounds", "eval_every", "score_batch",
-                  "synflow_iterations"):
+        for k in ("train_size", "test_size", "batch_size", "epochs", "max_rounds", "eval_every"):
             if getattr(self, k) < 1:
                 raise ValueError(f"{k} must be a positive integer, got {getattr(self, k)}")
         if not self.hidden or min(self.hidden) < 1:
             raise ValueError(f"hidden must be positive layer widths, got {self.hidden}")
-        if self.score_batch > self.train_size:
-            raise ValueError(f"score_batch ({self.score_batch}) exceeds train_size ({self.train_size})")
         if self.batch_size > self.train_size:
             raise ValueError(f"batch_size ({self.batch_size}) exceeds train_size ({self.train_size})")
         if not self.lr > 0 or self.weight_decay < 0 or not 0.0 <= self.momentum < 1.0:

@@ -9,6 +9,9 @@ from phenomon.phenomena.lottery_ticket.config import D_IN, D_OUT, LotteryConfig
 from phenomon.phenomena.lottery_ticket.masks import load_masks, masks_bytes
 from phenomon.session import Session
 
+# pruning at init on `lottery_ticket` (tickets_at_init makes both config fields; new fields here would change the
+# persisted identity of every lottery_ticket run)
+SCORE_BATCH, SYNFLOW_ITERATIONS = 100, 100
 LAST_EVALS = 3  # a round's accuracy: mean of its last evaluations (one evaluation is noisy by ±1-3 points)
 
 
@@ -116,7 +119,8 @@ def score_batch(cfg: LotteryConfig, dm):
     import torch
 
     x, y = dm.train
-    idx = torch.randperm(len(y), generator=torch.Generator().manual_seed(cfg.seed + 7))[:cfg.score_batch]
+    n = getattr(cfg, "score_batch", SCORE_BATCH)
+    idx = torch.randperm(len(y), generator=torch.Generator().manual_seed(cfg.seed + 7))[:n]
     return x[idx], y[idx]
 
 
@@ -131,7 +135,7 @@ def next_masks(cfg: LotteryConfig, rnd: int, prev, trained, dense, theta0, count
 
         x, y = batch if batch is not None else (None, None)
         return masks_at_init(cfg.prune_by, rewound(cfg, theta0, {k: torch.ones_like(m) for k, m in prev.items()}),
-                             counts, x, y, iterations=cfg.synflow_iterations)
+                             counts, x, y, iterations=getattr(cfg, "synflow_iterations", SYNFLOW_ITERATIONS))
 
     if cfg.prune_by == "magnitude":  # IMP: the previous round's trained survivors
         return topk_masks({k: trained[k].abs() for k in prev}, prev, counts)
