@@ -57,10 +57,11 @@ def least_squares_head(feats: torch.Tensor, targets: torch.Tensor, ridge: float 
     """
     X, Y = feats.detach().double().cpu(), targets.double().cpu()  # gelsd (rank-revealing) runs on the CPU
     n, N = X.shape
+    eye = torch.eye(min(n, N), dtype=X.dtype, device=X.device)
     if N >= n:
-        w = X.T @ torch.linalg.lstsq(X @ X.T + ridge * torch.eye(n, dtype=X.dtype, device=X.device), Y, driver="gelsd").solution
+        w = X.T @ torch.linalg.lstsq(X @ X.T + ridge * eye, Y, driver="gelsd").solution
     else:
-        w = torch.linalg.lstsq(X.T @ X + ridge * torch.eye(N, dtype=X.dtype, device=X.device), X.T @ Y, driver="gelsd").solution
+        w = torch.linalg.lstsq(X.T @ X + ridge * eye, X.T @ Y, driver="gelsd").solution
     return w.T.to(feats.dtype).to(feats.device)
 
 
