@@ -101,7 +101,7 @@ def test_tiny_point_runs_and_logs_the_fraction_and_a_verdict(runs):
 
 def test_run_without_a_fraction_starts_one_child_per_fraction_and_seed(tmp_path, monkeypatch):
     started = []
-    monkeypatch.setattr("phenomon.sweep.run_parallel", lambda children, root, max_parallel=None: started.extend(children))
+    monkeypatch.setattr("phenomon.sweep.run_parallel", lambda children, root, max_parallel=None, **kw: started.extend(children))
     cli.main(["experiment", "grokking_data", "--preset", "quick", "--runs", str(tmp_path / "runs")])
     assert [c.label for c in started] == [f"baseline seed 0 train_fraction {f}" for f in (0.3, 0.5, 0.8)]
 

@@ -58,7 +58,7 @@ def execute(cfg: RegularisedConfig, session: Session) -> None:
 
     if cfg.width == 0:
         raise ValueError("width 0 is the whole sweep: `phenomon run dd_regularised` starts one run per width")
-    dm = datamodule(cfg)
+    dm = datamodule(cfg, whole_epochs=False)  # the stacked grid takes one minibatch per Lightning step
     torch.manual_seed(cfg.seed)
     net = StackedMLP(len(cfg.wd_grid), dm.train[0].shape[1], cfg.width, dm.num_classes, cfg.depth)
     module = GridModule(net, cfg.wd_grid, cfg.lr, cfg.momentum, steps_per_epoch=cfg.steps_per_epoch)

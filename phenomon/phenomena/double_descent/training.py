@@ -8,14 +8,15 @@ from phenomon.phenomena.double_descent.config import DoubleDescentConfig
 from phenomon.session import Session
 
 
-def datamodule(cfg: DoubleDescentConfig):
+def datamodule(cfg: DoubleDescentConfig, whole_epochs: bool | None = None):
+    """The recipe's data; the MLP steps through an epoch per Lightning step (`whole_epochs`) unless told otherwise."""
     from phenomon.datamodules.mnist1d import MNIST1DDataModule
     from phenomon.datamodules.teacher import TeacherDataModule
 
     kw = dict(train_size=cfg.train_size, test_size=cfg.test_size, val_size=cfg.val_size, seed=cfg.seed,
               batch_size=None if cfg.model == "random_features" else cfg.batch_size, data_seed=cfg.data_seed,
               label_noise=cfg.label_noise, train_pool=cfg.train_pool, noise_seed=1000 + cfg.seed, exact_noise=True,
-              whole_epochs=cfg.model == "mlp")  # the MLP steps through an epoch per Lightning step
+              whole_epochs=cfg.model == "mlp" if whole_epochs is None else whole_epochs)
     if cfg.data == "teacher":
         return TeacherDataModule(dim=cfg.teacher_dim, **kw)
     return MNIST1DDataModule(standardize=False, **kw)  # mnist1d already standardised the whole set
