@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -31,7 +32,7 @@ if __name__ == "__main__":
                          log_every_n_steps=1, enable_progress_bar=False, enable_model_summary=False,
                          limit_val_batches=1)
     trainer.fit(LoggingBoring())
-    print("VERSION", trainer.global_rank, logger.version, trainer.log_dir)
+    print(f"<VERSION {trainer.global_rank} {logger.version}>", flush=True)
 """
 
 
@@ -44,7 +45,8 @@ def _ddp(tmp_path, strategy: str) -> None:
     [info] = store.list_runs(runs)
     assert info.state == "finished" and info.manifest["rows"] == 4, "rank zero wrote every step once"
     assert (info.dir / info.manifest["checkpoints"]["best"]).is_file()
-    seen = {line.split()[2] for line in proc.stdout.splitlines() if line.startswith("VERSION")}
+    # the ranks share one stdout: their lines can interleave, so each report is bracketed and found anywhere
+    seen = {v for _, v in re.findall(r"<VERSION (\d+) (\S+?)>", proc.stdout)}
     assert seen == {info.id}, "every process that reports names the same run"
 
 
