@@ -113,7 +113,8 @@ def test_judge_needs_three_widths_and_says_when_there_is_no_interval():
     t = _sweep({4: [0.3], 8: [0.6]}, 5).rename(lambda c: c.removeprefix("final/"))
     assert judge(t, 5).effect is None
     one = _sweep({4: [0.3], 8: [0.5], 16: [0.7], 32: [0.9]}, 5)
-    assert "no interval: n < 3" in group_criterion(one, EM.defaults()).line
+    v = group_criterion(one, EM.defaults())
+    assert "no interval: n < 3" in v.line and v.effect is None, "one seed decides nothing"
 
 
 # ------------------------------------------------------------------------------------------ data
@@ -159,7 +160,7 @@ def test_tiny_sweep_end_to_end_logs_every_metric_signals_and_the_group_verdict(t
     assert not runs[0].manifest.get("signals_dropped"), "every signal applies to k-token answers"
     assert (runs[0].dir / "invariance.json").exists()
     v = experiment.group_verdict(EM, tmp_path, runs[0].group)
-    assert v.effect is not None and v.numbers["seeds"] == 1 and v.numbers["widths"] == [2, 8, 32]
+    assert v.effect is None and v.numbers["seeds"] == 1 and v.numbers["widths"] == [2, 8, 32], "one seed: no interval"
     written = {p.name for p in report.write_report(tmp_path, None, tmp_path / "report")}
     assert {"emergence_curves.png", "emergence_signals.png", "report.md"} <= written
     assert "abruptness" in (tmp_path / "report" / "report.md").read_text()

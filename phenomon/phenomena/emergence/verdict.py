@@ -84,11 +84,9 @@ def judge(table: pl.DataFrame, k: int) -> Verdict:
     at = next((w for w, v in zip(widths, em) if v >= EMERGES_AT), None)
     n = len(full)
     # exact match more abrupt than token accuracy: decided by the interval of the paired gap; undecided (None) while
-    # it straddles 0; with n < 3 (no interval) the point estimate decides, and the line says so
-    if gap_s["mean"] is None:
+    # it straddles 0, and while n < 3 gives no interval (a point estimate from one or two seeds decides nothing)
+    if gap_s["mean"] is None or gap_s["lo"] is None:
         more_abrupt = None
-    elif gap_s["lo"] is None:
-        more_abrupt = gap_s["mean"] > 0
     else:
         more_abrupt = True if gap_s["lo"] > 0 else False if gap_s["hi"] <= 0 else None
     explained = miss <= EXPLAIN_TOL
@@ -119,9 +117,10 @@ def judge(table: pl.DataFrame, k: int) -> Verdict:
                              "on the same models, and the per-token accuracies predict it — " + body, nums)
     if more_abrupt is None and explained:
         signs = sum(1 for g in gap if g is not None and g > 0)
+        why = ("the interval of the gap includes 0" if gap_s["lo"] is not None
+               else f"{n} seed{'s' if n != 1 else ''} give{'s' if n == 1 else ''} no interval (n < 3)")
         return Verdict(None, f"undecided: the per-token accuracies predict exact match, and exact match is more "
-                             f"abrupt in {signs} of {n} seeds, but the interval of the gap includes 0 (more seeds "
-                             f"decide) — " + body, nums)
+                             f"abrupt in {signs} of {n} seeds, but {why} (more seeds decide) — " + body, nums)
     why = [t for t, bad in (("exact match is not more abrupt than token accuracy", more_abrupt is False),
                             (f"the per-token product misses exact match by {miss:.3f} > {EXPLAIN_TOL}",
                              not explained)) if bad]
