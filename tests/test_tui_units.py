@@ -121,3 +121,15 @@ async def test_legend_wraps_instead_of_hiding_configurations():
     shown = sum(t.count("━") for t in text)
     assert shown + int(text[-1].rsplit("+", 1)[-1].split()[0] if "more" in text[-1] else 0) == 5
     assert len(chart._legend_lines(400, 3)) == 1
+
+
+def test_main_panels_open_on_the_phenomenons_outcome_when_it_is_not_accuracy_or_loss():
+    """dd_regularised logs final/test_error and per-grid losses: its panels open on the outcome and its family, not on
+    'wd0.001/val/loss'; runs with phenomon's four standard metrics keep them; foreign runs keep their own order."""
+    from phenomon.tui.screens.compare import PANELS, panel_metrics
+
+    names = {"final/test_error", "final/train_error", "final/val_error", "wd0.001/val/loss", "wd0.001/test/loss",
+             "untuned/test_error", "params"}
+    assert panel_metrics(names, "final/test_error")[:3] == ("final/test_error", "final/train_error", "final/val_error")
+    assert panel_metrics(set(PANELS) | {"final/test_error"}, "test/acc") == PANELS
+    assert panel_metrics({"val_loss", "train_loss", "val_acc"}) == ("val_acc", None, "train_loss", "val_loss")

@@ -31,17 +31,24 @@ PANELS = ("train/acc", "test/acc", "train/loss", "test/loss")
 BOOKKEEPING = ("epochs", "epoch", "params", "lr")  # logged, but rarely what a lower panel should show first
 
 
-def panel_metrics(names: set[str]) -> tuple[str | None, ...]:
-    """What the four main panels show: phenomon's train/test accuracy and loss; for other people's runs their own
-    metrics as logged — accuracies in the top row, losses in the bottom one (train first), the rest filling in."""
+def panel_metrics(names: set[str], outcome: str | None = None) -> tuple[str | None, ...]:
+    """What the four main panels show: phenomon's train/test accuracy and loss; for other runs their own metrics as
+    logged — the phenomenon's `outcome` and its family first (e.g. final/test_error, final/train_error) when it is not
+    one of those four, then accuracies in the top row, losses in the bottom one (train first), the rest filling in."""
     if not names or any(n in names for n in PANELS):  # no rows yet: the panels say so rather than vanish
         return PANELS
-    own = sorted(n for n in names if n not in ("step", CLOCK) and n not in BOOKKEEPING
+    own = sorted(n for n in names if n not in ("step", CLOCK) and n.rsplit("/", 1)[-1] not in BOOKKEEPING
                  and not n.startswith(("signal/", "null/", "time/")))
     order = lambda xs: sorted(xs, key=lambda n: (not n.startswith("train"), n))  # noqa: E731
     acc = order([n for n in own if "acc" in n.lower()])
     loss = order([n for n in own if "loss" in n.lower() and n not in acc])
     rest = [n for n in own if n not in acc and n not in loss]
+    if outcome is not None and outcome in own:
+        head = outcome.rsplit("/", 1)[0] + "/" if "/" in outcome else outcome
+        picked = [outcome] + [n for n in own if n != outcome and n.startswith(head)
+                              and n.count("/") == outcome.count("/")]
+        picked += [n for n in acc + loss + rest if n not in picked]
+        return tuple((picked + [None] * 4)[:4])
     top, bottom = acc[:2], loss[:2]
     spare = acc[2:] + loss[2:] + rest
     while len(top) < 2 and spare:
@@ -179,19 +186,23 @@ class CompareScreen(Screen):
             own = Step()
         return (own, wall.WallTime()) if isinstance(own, Step) else (own, Step(), wall.WallTime())
 
+    @staticmethod
+    def outcome(manifests) -> str | None:
+        """The phenomenon's outcome metric (of the first run compared), None for a foreign run."""
+        for m in (manifests or {}).values():
+            try:
+                return registry.get(m.get("phenomenon", "")).outcome
+            except UsageError:
+                return None
+        return None
+
     def signal_names(self, fr, manifests=None, slots: tuple | None = None) -> list[str]:
         """The metric picker's list: the phenomenon's outcome first (when not a main panel), then the model's other
         metrics, the signals, the nulls, and bookkeeping (epochs, params, timings) last. `slots`: what the four main
         panels show, when the caller has it already."""
         names = set().union(*(set(f) for f in fr.values())) if fr else set()
-        outcome = None
-        for m in (manifests or {}).values():
-            try:
-                outcome = registry.get(m.get("phenomenon", "")).outcome
-            except UsageError:
-                pass
-            break
-        shown = set(slots if slots is not None else panel_metrics(names))
+        outcome = self.outcome(manifests)
+        shown = set(slots if slots is not None else panel_metrics(names, outcome))
         rest = sorted(n for n in names if n not in shown and n not in ("step", CLOCK) and n != outcome)
         late = [n for n in rest if n in BOOKKEEPING or n.startswith("time/")]
         # the model's own metrics before the explanation signals, the nulls after them, bookkeeping last
@@ -210,7 +221,8 @@ class CompareScreen(Screen):
             return
         snap = self.snapshot
         names = set().union(*(set(f) for f in fr.values())) if fr else set()
-        slots = panel_metrics(names)  # the four panels keep their ids; what each shows follows the runs' metrics
+        slots = panel_metrics(names, self.outcome(manifests))  # the four panels keep their ids; what each shows
+        # follows the runs' metrics
         signals = self.signal_names(fr, manifests, slots)
         sig = signals[self.signal_index % len(signals)] if signals else None
         self._signals = signals
