@@ -3,11 +3,12 @@ targets, AdamW; and the Lightning module training it."""
 
 from __future__ import annotations
 
-import pytorch_lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
+
+from phenomon.models.grokking import TrainTestClassifier
 
 
 def scaled_mlp(d_in: int, width: int, depth: int, n_out: int, init_scale: float = 1.0) -> nn.Sequential:
@@ -27,7 +28,7 @@ def scaled_mlp(d_in: int, width: int, depth: int, n_out: int, init_scale: float 
     return net
 
 
-class OmnigrokModule(L.LightningModule):
+class OmnigrokModule(TrainTestClassifier):
     """MSE between the outputs and one-hot targets (mean over samples and classes, as nn.MSELoss), or CE."""
 
     def __init__(self, net: nn.Module, num_classes: int, lr: float = 1e-3, weight_decay: float = 0.1,
@@ -46,23 +47,6 @@ class OmnigrokModule(L.LightningModule):
         if self.loss_kind == "ce":
             return F.cross_entropy(out, y)
         return F.mse_loss(out, F.one_hot(y, self.num_classes).to(out.dtype))
-
-    def _common_step(self, batch, stage: str):
-        x, y = batch
-        out = self.net(x)  # (batch, classes)
-        loss = self.loss(out, y)
-        if stage != "fit":
-            acc = self.train_acc if stage == "train" else self.test_acc
-            acc(out, y)
-            self.log(f"{stage}/loss", loss, add_dataloader_idx=False)
-            self.log(f"{stage}/acc", acc, add_dataloader_idx=False)
-        return loss
-
-    def training_step(self, batch, batch_idx):
-        return self._common_step(batch, "fit")
-
-    def validation_step(self, batch, batch_idx, dataloader_idx=0):
-        return self._common_step(batch, ("train", "test")[dataloader_idx])
 
     def configure_optimizers(self):
         return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
