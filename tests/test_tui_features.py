@@ -4,6 +4,7 @@ configurations, telling 20 apart, finding a metric by name, several signal panel
 from __future__ import annotations
 
 import numpy as np
+import polars as pl
 import pytest
 from textual.widgets import DataTable, Input, OptionList, Static
 
@@ -54,6 +55,38 @@ def test_grokking_landmarks_are_each_configurations_criterion(runs):
     assert marks == {(base, "m"): 60.0, (base, "g"): 220.0, (wd, "m"): 60.0}
     assert "grokked in 2 of 2 seeds" in lm.verdicts[base] and "at 210–230 (median 220)" in lm.verdicts[base]
     assert "no grokking" in lm.verdicts[wd]  # one seed: the criterion's own line
+
+
+def test_live_runs_are_judged_again_in_their_turn_and_an_ended_run_at_once(runs, monkeypatch):
+    """A criterion reads every row of a run, so live runs are judged again only when their turn comes (their last
+    judgement's cost over the duty share of a core), not on every refresh; a run that ended is judged on its final
+    rows at once. The CPU spent judging then stays flat however long the runs get."""
+    rid = make_run(runs, seed=0).name
+    snap = StoreWatcher(runs).poll()
+    fr, manifests = dict(snap.frames), {r.id: r.manifest for r in snap.runs}
+    calls = []
+    real = landmarks._wide
+
+    def counted(run, names):
+        calls.append(names)
+        return real(run, names)
+
+    monkeypatch.setattr(landmarks, "_wide", counted)  # what each judgement reads: all of the run's rows
+    judged = landmarks.Judged(min_wait=60.0)
+    landmarks.for_runs(fr, manifests, cache=judged, live={rid})
+    assert len(calls) == 1
+    grown = {rid: {k: (f.vstack(f.tail(1).with_columns(step=pl.col("step") + 1)) if k != "~wall" else f)
+                   for k, f in fr[rid].items()}}
+    lm = landmarks.for_runs(grown, manifests, cache=judged, live={rid})
+    assert len(calls) == 1, "new rows of a live run before its turn: the kept verdict stands"
+    assert lm.verdicts
+    landmarks.for_runs(grown, manifests, cache=judged, live=set())
+    assert len(calls) == 2, "the run ended: judged on its final rows at once"
+    landmarks.for_runs(grown, manifests, cache=judged, live=set())
+    assert len(calls) == 2, "no new rows: not judged again"
+    judged.due[rid] = 0.0
+    landmarks.for_runs({rid: fr[rid]}, manifests, cache=judged, live={rid})
+    assert len(calls) == 3, "its turn came: judged again"
 
 
 def _dd_sweep(runs) -> None:

@@ -63,6 +63,40 @@ def test_thinned_curve_draws_what_all_rows_draw():
         assert top(d_thin) == top(d_full) < 30, (top(d_thin), top(d_full))
 
 
+def test_live_seeds_streamed_in_many_chunks_give_the_curve_of_all_rows_and_search_only_new_rows(monkeypatch):
+    """Two live seeds growing in uneven appends (frames of many chunks, as the watcher holds them, with null values):
+    the streamed curve equals pooling all rows at once, and after the first refresh no refresh searches a whole run
+    (polars' search_sorted over many chunks costs O(rows): the monitor's CPU grew with the runs' length)."""
+    rng = np.random.default_rng(1)
+    n = 6_000
+    va, vb = rng.random(n), rng.random(n)
+    va[::97] = np.nan  # nulls: left out of the curve
+    full_a, full_b = _run(np.arange(1, n + 1), va), _run(np.arange(1, n + 1) * 2, vb)
+    full_a = full_a.with_columns(pl.when(pl.col("value").is_nan()).then(None).otherwise(pl.col("value")).alias("value"))
+    searched = []
+    real = pl.Series.search_sorted
+
+    def counted(self, *a, **kw):
+        searched.append(len(self))
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(pl.Series, "search_sorted", counted)
+    for alpha in (0.0, 0.8):
+        grid = frames.Grid.for_width(80, True, 2 * n)
+        pool, parts_a, parts_b, ea, eb = None, [], [], 0, 0
+        searched.clear()
+        for k, (da, db) in enumerate([(7, 3), (500, 120), (1, 900), (1_300, 1_000), (2_000, 2_500), (2_192, 1_477)]):
+            parts_a.append(full_a.slice(ea, da))
+            parts_b.append(full_b.slice(eb, db))
+            ea, eb = ea + da, eb + db
+            a, b = pl.concat(parts_a, rechunk=False), pl.concat(parts_b, rechunk=False)
+            live = {"a", "b"} if (ea, eb) != (n, n) else set()
+            band, pool = frames.pooled({"a": a, "b": b}, live, alpha, pool, grid)
+        once = frames.pooled({"a": full_a, "b": full_b}, set(), alpha, None, grid)[0]
+        assert_frame_equal(band, once)
+        assert all(m < 100 for m in searched[2:]), searched  # two first searches at most, then only new rows
+
+
 def test_a_run_that_had_ended_and_grows_again_is_pooled_again():
     """A run seen as dead (a late heartbeat) that writes again: its new rows are in the curve (the pool starts
     over instead of failing or dropping them)."""

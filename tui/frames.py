@@ -114,6 +114,7 @@ class Pool:
     rest: Band = field(default_factory=_empty)
     ema: dict[str, float] = field(default_factory=dict)  # each run's smoothed value at its last row up to `done`
     heights: dict[str, int] = field(default_factory=dict)
+    after: dict[str, int] = field(default_factory=dict)  # each run's first row after `done`: where the next tail starts
     ended: frozenset[str] = frozenset()  # runs that were not live: rows of theirs after this are a reason to start over
 
     @property
@@ -121,19 +122,27 @@ class Pool:
         return pl.DataFrame(self.final, schema=BAND_SCHEMA)
 
 
-def _smoothed_tail(f: pl.DataFrame, after: float, alpha: float, prev: float | None) -> tuple[np.ndarray, np.ndarray]:
+def _smoothed_tail(f: pl.DataFrame, after: float, alpha: float, prev: float | None,
+                   start: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """(steps, values) of one run after step `after`, nulls left out, its EMA continued from `prev` (its value at
-    `after`)."""
-    i = 0 if after == -math.inf else f["step"].search_sorted(int(after), side="right")
-    t = f.slice(i)
-    step, value = t["step"].to_numpy(), t["value"].to_numpy()  # a null value reads as NaN (the writer stores no NaN)
+    `after`); then the raw steps of that tail and the row it starts at. `start`: the first row after `after` when
+    known (the last refresh's), so only the new rows are searched: polars' `search_sorted` on a frame of many
+    chunks costs O(rows) per call, which made the monitor's CPU grow with the runs' length (issue 12)."""
+    if start is None:
+        start = 0 if after == -math.inf else f["step"].search_sorted(int(after), side="right")
+    elif after != -math.inf:  # rows may have come after `after` since: skip those at or before it
+        head = f["step"].slice(start, 64).to_numpy()
+        k = int(np.searchsorted(head, after, side="right"))
+        start = start + k if k < len(head) else f["step"].search_sorted(int(after), side="right")
+    t = f.slice(start)
+    raw, value = t["step"].to_numpy(), t["value"].to_numpy()  # a null value reads as NaN (the writer stores no NaN)
     ok = ~np.isnan(value)
-    step, value = step[ok], value[ok]
+    step, value = raw[ok], value[ok]
     if alpha <= 0 or len(value) == 0:
-        return step, value
+        return step, value, raw, start
     # adjust=False EMA continued from the state: a first value equal to it continues it exactly
     sm = pl.Series(np.r_[prev, value] if prev is not None else value).ewm_mean(alpha=1.0 - alpha, adjust=False)
-    return step, sm.to_numpy()[1:] if prev is not None else sm.to_numpy()
+    return step, sm.to_numpy()[1:] if prev is not None else sm.to_numpy(), raw, start
 
 
 def _mean_band(parts: list[tuple[np.ndarray, np.ndarray]]) -> Band:
@@ -164,18 +173,21 @@ def pool_band(runs: dict[str, pl.DataFrame], live: set[str], alpha: float, pool:
             for r, h in pool.heights.items() if r in runs):
         pool = Pool()  # first call, or rows went missing, or a run that had ended grew: start over
     last = {rid: f["step"][-1] if f.height else -math.inf for rid, f in runs.items()}
-    tails = {rid: _smoothed_tail(f, pool.done, alpha, pool.ema.get(rid)) for rid, f in runs.items()
-             if last[rid] > pool.done}  # a run that ended at or before `done` has nothing new
-    parts = [t for t in tails.values() if len(t[0])]
+    tails = {rid: _smoothed_tail(f, pool.done, alpha, pool.ema.get(rid), pool.after.get(rid))
+             for rid, f in runs.items() if last[rid] > pool.done}  # a run that ended at or before `done`: nothing new
+    parts = [t[:2] for t in tails.values() if len(t[0])]
     cur = _cat(pool.rest, _mean_band(parts)) if parts else pool.rest  # every row of the bins not yet final
     lasts = [last[rid] for rid in runs if rid in live]
     done = max(pool.done, min(lasts)) if lasts else math.inf
     ema = dict(pool.ema)
     if alpha > 0:
-        for rid, (s, v) in tails.items():
+        for rid, (s, v, _, _) in tails.items():
             upto = v[s <= done]
             if len(upto):
                 ema[rid] = float(upto[-1])
+    after = {rid: runs[rid].height for rid in runs}  # a run with no tail has no rows after `done`
+    for rid, (_, _, raw, start) in tails.items():
+        after[rid] = start + int(np.searchsorted(raw, done, side="right"))
     # bins below the one holding `done` can get no more rows: they are thinned, once; the rows after them are drawn
     # as they are (a bin or so of them), so a refresh thins nothing most of the time
     if done == math.inf:
@@ -188,7 +200,8 @@ def pool_band(runs: dict[str, pl.DataFrame], live: set[str], alpha: float, pool:
     # usually a bin or so; many rows where a seed still runs far behind the others (then thinned for the chart only)
     full = _cat(final, live_part if len(live_part["step"]) <= 1024 else thin(live_part, grid)[0])
     rest = _take(live_part, live_part["step"] <= done)
-    return full, Pool(done, final, rest, ema, {rid: f.height for rid, f in runs.items()}, frozenset(runs) - live)
+    return full, Pool(done, final, rest, ema, {rid: f.height for rid, f in runs.items()}, after,
+                      frozenset(runs) - live)
 
 
 def pooled(runs: dict[str, pl.DataFrame], live: set[str], alpha: float, pool: Pool | None = None,

@@ -10,7 +10,8 @@ range, never averaged into a step no seed reached.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 import polars as pl
 
@@ -74,28 +75,74 @@ def _median(xs: list[float]) -> float:
     return s[k] if len(s) % 2 else (s[k - 1] + s[k]) / 2
 
 
-def _verdict(ph, frames, manifests, rid, names, cache):
-    """One run's criterion on its rows; with a `cache` (run id -> (rows, verdict)) a run whose rows did not change
-    since (finished runs: all of them) is not judged again."""
+DUTY = 0.01  # live runs are judged again on all their rows: together at most this share of one core
+
+
+@dataclass
+class Judged:
+    """Verdicts kept between refreshes (run id -> (rows judged, verdict)) and when each live run may be judged again.
+
+    A criterion reads a run's every row, so judging each live run on every refresh costs more the longer the runs
+    get (the monitor's CPU rose with uptime, issue 12). A live run whose last judgement cost `d` seconds waits
+    `d * n_live / DUTY` before the next, so all live runs together stay under DUTY of a core at any length: the
+    verdict of a long live run lags a few seconds behind its rows, never its CPU. A run that ended is judged once
+    on its final rows, at once."""
+
+    verdicts: dict = field(default_factory=dict)
+    due: dict = field(default_factory=dict)  # run id -> monotonic time its next judgement may start
+    min_wait: float = 1.0
+
+    def get(self, rid, rows, live: bool):
+        """The kept verdict when it may stand: same rows, or a live run not yet due. Else None (judge it)."""
+        hit = self.verdicts.get(rid)
+        if hit is None:
+            return None
+        if hit[0] == rows or (live and time.monotonic() < self.due.get(rid, 0.0)):
+            return hit
+        return None
+
+    def put(self, rid, rows, verdict, cost: float, n_live: int) -> None:
+        self.verdicts[rid] = (rows, verdict)
+        self.due[rid] = time.monotonic() + max(self.min_wait, cost * max(1, n_live) / DUTY)
+
+    def __contains__(self, rid) -> bool:
+        return rid in self.verdicts
+
+    def __getitem__(self, rid):
+        return self.verdicts[rid]
+
+
+def _verdict(ph, frames, manifests, rid, names, cache, live: frozenset = frozenset()):
+    """One run's criterion on its rows. With a `cache` (a `Judged`, or a plain dict run id -> (rows, verdict)) a
+    run whose rows did not change since (finished runs: all of them) is not judged again, nor is a live run before
+    its turn (`Judged`)."""
     run = frames[rid]
     rows = tuple(run[n].height for n in sorted(names) if n in run)
-    if cache is not None and rid in cache and cache[rid][0] == rows:
+    if isinstance(cache, Judged):
+        hit = cache.get(rid, rows, rid in live)
+        if hit is not None:
+            return hit[1]
+    elif cache is not None and rid in cache and cache[rid][0] == rows:
         return cache[rid][1]
+    t = time.perf_counter()
     cfg = _cfg(ph, manifests[rid])
     v = None if cfg is None else ph.criterion(_wide(run, names), cfg)
-    if cache is not None:
+    if isinstance(cache, Judged):
+        cache.put(rid, rows, v, time.perf_counter() - t, len(live))
+    elif cache is not None:
         cache[rid] = (rows, v)
     return v
 
 
-def _per_run(ph, frames, manifests, rids, names, marks, cache=None) -> tuple[dict[str, list[float]], list[tuple]]:
+def _per_run(ph, frames, manifests, rids, names, marks, cache=None,
+             live: frozenset = frozenset()) -> tuple[dict[str, list[float]], list[tuple]]:
     """Each run's verdict: the landmark numbers it reports, and (seed, effect, line)."""
     found: dict[str, list[float]] = {k: [] for k in marks}
     lines = []
     for rid in rids:
         if rid not in frames:
             continue
-        v = _verdict(ph, frames, manifests, rid, names, cache)
+        v = _verdict(ph, frames, manifests, rid, names, cache, live)
         if v is None:
             continue
         for k in marks:
@@ -123,9 +170,11 @@ def _summary(found: dict[str, list[float]], lines: list[tuple], marks: dict, nou
     return "; ".join(parts)
 
 
-def for_runs(frames, manifests: dict[str, dict], x_axis=None, cache: dict | None = None) -> Landmarks:
+def for_runs(frames, manifests: dict[str, dict], x_axis=None, cache: Judged | dict | None = None,
+             live=frozenset()) -> Landmarks:
     """Markers and a verdict line per configuration of the compared runs (one phenomenon: the first run's). Drawn
-    on the phenomenon's own x axis; on another (a sweep seen over steps) the verdicts stay and the markers go."""
+    on the phenomenon's own x axis; on another (a sweep seen over steps) the verdicts stay and the markers go.
+    `live`: the ids of runs still being written (with a `Judged` cache, judged again only in their turn)."""
     if not manifests:
         return Landmarks((), {})
     try:
@@ -133,20 +182,20 @@ def for_runs(frames, manifests: dict[str, dict], x_axis=None, cache: dict | None
     except UsageError:  # other people's runs: no criterion to apply
         return Landmarks((), {})
     mine = {r: m for r, m in manifests.items() if m.get("phenomenon") == ph.name}
-    lm = _sweep(ph, frames, mine) if isinstance(ph.x_axis, ConfigField) else _runs(ph, frames, mine, cache)
+    lm = _sweep(ph, frames, mine) if isinstance(ph.x_axis, ConfigField) else _runs(ph, frames, mine, cache, frozenset(live))
     if x_axis is not None and x_axis != ph.x_axis:
         return Landmarks((), lm.verdicts, "")
     return lm
 
 
-def _runs(ph, frames, mine, cache=None) -> Landmarks:
+def _runs(ph, frames, mine, cache=None, live: frozenset = frozenset()) -> Landmarks:
     marks = ROUND_MARKS if isinstance(ph.x_axis, RoundMetric) else STEP_MARKS
     names = {"train/acc", "test/acc"} if isinstance(ph.x_axis, Step) else {
         "weights_remaining", "round/test_acc", "round/early_stop_step", "time/step_ms"}
     noun = "grokked" if ph.name == "grokking" else "shown"
     markers, verdicts = [], {}
     for n, (ck, rids) in enumerate(store.by_configuration(mine).items()):
-        found, lines = _per_run(ph, frames, mine, rids, names, marks, cache)
+        found, lines = _per_run(ph, frames, mine, rids, names, marks, cache, live)
         verdicts[ck] = _summary(found, lines, marks, noun)
         for k, (tag, _) in marks.items():
             if found[k]:  # the median over the seeds that reached it (the status line gives n and the range)

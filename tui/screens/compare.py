@@ -136,7 +136,7 @@ class CompareScreen(Screen):
         self._computed_at = 0.0
         self._deferred = None  # a timer for rows that came within LIVE_EVERY_S of the last computation
         self._landmarks = landmarks.Landmarks()
-        self._verdicts: dict = {}  # run id -> (rows judged, verdict): a run is judged again only on new rows
+        self._verdicts = landmarks.Judged()  # a run is judged again only on new rows, a live one in its turn
         self._signals: list[str] = []  # the picker's list as last computed
         self.set_class(self.app.size.height < COMPACT_BELOW, "-compact")  # the first panels already fit (no resize yet)
         self._update()
@@ -285,7 +285,8 @@ class CompareScreen(Screen):
                 if progressive:
                     self.app.call_from_thread(self._apply, out, x_axis, log_x, False)
                     out = {}
-            lm = landmarks.for_runs(fr, manifests, x_axis, self._verdicts)
+            lm = landmarks.for_runs(fr, manifests, x_axis, self._verdicts,
+                                    {r for r, s in states.items() if s in ("running", "skew")})
             self.app.call_from_thread(self._apply_landmarks, lm)
         finally:
             self.app.call_from_thread(self._apply, out, x_axis, log_x, True)
