@@ -82,6 +82,7 @@ class PhenomonApp(LaunchKeys, App[str | None]):
         watcher = StoreWatcher(self.root)
         while not worker.is_cancelled:
             t = time.monotonic()
+            watcher.follow = self._rows_wanted()
             try:
                 snap = watcher.poll()
             except Exception as e:  # noqa: BLE001 - a bad poll must not stop watching
@@ -89,6 +90,16 @@ class PhenomonApp(LaunchKeys, App[str | None]):
             if snap is not None:
                 self.post_message(StoreChanged(snap))
             time.sleep(max(0.0, self.poll_s - (time.monotonic() - t)))
+
+    def _rows_wanted(self) -> frozenset[str] | None:
+        """The runs whose new rows the watcher reads: the compared ones while the compare screen is shown (or
+        about to be), none elsewhere (the other screens show manifests). Read from the watcher's thread: the
+        screen stack and the ids are only read, each in one step."""
+        try:
+            top = self.screen_stack[-1]
+        except IndexError:
+            return None
+        return frozenset(self.compare_ids) if isinstance(top, CompareScreen) else frozenset()
 
     @on(StoreChanged)
     def _store_changed(self, event: StoreChanged) -> None:

@@ -33,6 +33,11 @@ class StoreWatcher:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        # the runs whose new rows are read (None: all). Rows feed only the compare screen: on the runs table the
+        # manifests say everything shown, so reading each live run's segments there was work for a hidden screen.
+        # A run is read in full once when first listed, so a later compare starts from rows already held and only
+        # catches up on what it missed (a writer's merges keep that to a few files per run).
+        self.follow: frozenset[str] | None = None
         self._readers: dict[str, store.IncrementalReader] = {}
         self._frames: dict[str, dict[str, pl.DataFrame]] = {}  # run id -> metric name -> (step, value, round)
         self._seen: dict[str, tuple] = {}
@@ -50,11 +55,14 @@ class StoreWatcher:
             return self._emit(Snapshot(self.root, error=f"cannot read runs directory {self.root}: {e}"))
         changed = False
         now = time.monotonic()
+        follow = self.follow
         for r in runs:
             reader = self._readers.get(r.id) or self._readers.setdefault(
                 r.id, store.IncrementalReader(r.dir, columns=READ))
             ended = r.state in ("finished", "failed", "killed")
             said = r.manifest.get("rows")  # a writer updates it after each segment it writes
+            if r.id in self._frames and follow is not None and r.id not in follow:
+                continue  # its rows are not shown now
             if r.id in self._frames and isinstance(said, int) and reader.offset >= said and (
                     ended or now - self._listed.get(r.id, 0.0) < RELIST_S):
                 continue  # nothing new (or, while it runs, nothing the manifest knows of): no listing of segments
@@ -75,8 +83,8 @@ class StoreWatcher:
             self._readers.pop(rid, None)
             self._listed.pop(rid, None)
             changed = True
-        seen = {r.id: (r.state, r.manifest.get("status"), r.manifest.get("progress"), r.manifest.get("verdict"),
-                       r.manifest.get("error")) for r in runs}
+        seen = {r.id: (r.state, *(r.manifest.get(k) for k in ("status", "progress", "verdict", "error", "rows",
+                                                               "summary"))) for r in runs}
         changed |= seen != self._seen
         self._seen = seen
         problems = tuple(errors) + tuple(p for rd in self._readers.values() for p in rd.problems)

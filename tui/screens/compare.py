@@ -68,6 +68,8 @@ def stable_end(lo: float, hi: float, log_x: bool) -> tuple[float, float]:
 
 
 LIVE_EVERY_S = 1.0  # rows streaming in redraw the panels at most this often; a key redraws them at once
+LIVE_DUTY = 0.01  # ... and less often when one refresh (series + rasters) costs more than this share of a core
+LIVE_MAX_S = 4.0  # ... but at least this often
 COMPACT_BELOW = 40  # rows: under this the screen shows the two test panels, taller, and no signal panel
 SMOOTHING = (0.0, 0.5, 0.8, 0.9, 0.95, 0.99)
 MAX_SIGNALS = 3  # signal panels side by side in the lower row
@@ -134,6 +136,7 @@ class CompareScreen(Screen):
         self._again = False
         self._view: tuple = ()  # what the user chose when panels were last computed (runs, smoothing, ...)
         self._computed_at = 0.0
+        self._compute_s = 0.0  # CPU seconds the last series computation took (its worker thread)
         self._deferred = None  # a timer for rows that came within LIVE_EVERY_S of the last computation
         self._landmarks = landmarks.Landmarks()
         self._verdicts = landmarks.Judged()  # a run is judged again only on new rows, a live one in its turn
@@ -249,7 +252,8 @@ class CompareScreen(Screen):
         if not jobs:
             return
         view = (tuple(manifests), tuple(wanted.items()), self.smoothing, self.log_x, width, x_axis)
-        wait = self._computed_at + LIVE_EVERY_S - time.monotonic()
+        cost = self._compute_s + sum(getattr(c, "build_s", 0.0) for c in self.query(LineChart) if c.display)
+        wait = self._computed_at + min(LIVE_MAX_S, max(LIVE_EVERY_S, cost / LIVE_DUTY)) - time.monotonic()
         if view == self._view and wait > 0:  # only new rows: coalesce them
             if self._deferred is None:
                 self._deferred = self.set_timer(wait, self._run_deferred)
@@ -270,6 +274,7 @@ class CompareScreen(Screen):
         """Polars off the UI thread: a key is acknowledged (status line) at once, the panels follow. Each panel
         applied alone redraws every chart (the shared x range moves), so streamed rows are applied all at once."""
         out = {}
+        t = time.thread_time()
         try:
             if len(self._cache) > 2048:  # keys of old row counts and smoothings pile up; pools are rebuilt
                 self._cache.clear()
@@ -289,6 +294,7 @@ class CompareScreen(Screen):
                                     {r for r, s in states.items() if s in ("running", "skew")})
             self.app.call_from_thread(self._apply_landmarks, lm)
         finally:
+            self._compute_s = time.thread_time() - t
             self.app.call_from_thread(self._apply, out, x_axis, log_x, True)
 
     def _apply(self, out: dict, x_axis: Axis, log_x: bool, done: bool) -> None:

@@ -93,7 +93,9 @@ class LineChart(Widget):
             self._strips = None
             self.refresh()
             return
+        t = time.thread_time()
         strips = self._build()
+        self.build_s = time.thread_time() - t  # what the compare screen paces live redraws by
         if strips != self._strips:
             self._strips = strips
             self.repaints += 1
