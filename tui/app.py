@@ -132,9 +132,7 @@ class PhenomonApp(LaunchKeys, App[str | None]):
         runs.selected = self.selected
         compare.run_ids = self.compare_ids
         runs.snapshot = compare.snapshot = self.get_screen("scorecard").snapshot = self.snapshot
-        pending = frozenset(t.name for t in (self.focus_ph.toggles if self.focus_ph else ())
-                            if launches.chash(launches.flipped(self.focus_ph, self.focus_cfg, t.name))
-                            in self.launches.pending)
+        pending = frozenset(name for name, h in self._hashes()[1].items() if h in self.launches.pending)
         for screen in (runs, compare):
             bars = screen.query("#toggles") if screen.is_mounted else ()
             if bars:  # mounted, not yet composed (seen under heavy CPU load): the next snapshot binds it
@@ -142,10 +140,20 @@ class PhenomonApp(LaunchKeys, App[str | None]):
                 bar.phenomenon, bar.cfg, bar.pending = self.focus_ph, self.focus_cfg, pending
                 bar.focus_line = self._focus_line()
 
+    def _hashes(self) -> tuple[str | None, dict[str, str]]:
+        """The focused configuration's hash and each toggle's flipped one, kept while the focus is the same
+        (recomputed on every snapshot they were a tenth of the monitor's idle CPU)."""
+        memo = getattr(self, "_hash_memo", None)
+        if memo is None or memo[0] is not self.focus_ph or memo[1] is not self.focus_cfg:
+            ph, cfg = self.focus_ph, self.focus_cfg
+            flips = {t.name: launches.chash(launches.flipped(ph, cfg, t.name)) for t in (ph.toggles if ph else ())}
+            memo = self._hash_memo = (ph, cfg, launches.chash(cfg) if cfg is not None else None, flips)
+        return memo[2], memo[3]
+
     def _focus_line(self) -> str:
         if self.focus_cfg is None:
             return ""
-        h = launches.chash(self.focus_cfg)
+        h = self._hashes()[0]
         run = self.launches.existing(self.snapshot.runs, h) if self.snapshot else None
         seed = getattr(self.focus_cfg, "seed", None)
         where = f"run {run.id} ({run.state})" if run else ("starting…" if h in self.launches.pending else "no run yet: s starts it")
