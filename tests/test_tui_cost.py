@@ -169,6 +169,10 @@ def test_metric_picker_puts_the_outcome_first_and_bookkeeping_last():
              "test/acc": 0, "a/first": 0}
     got = CompareScreen().signal_names({"r": names}, {"r": {"phenomenon": "double_descent"}})
     assert got == ["final/test_error", "a/first", "test/error", "weight_norm", "epochs", "params", "time/signals_ms"]
+    # a sweep of variants names its bookkeeping under a prefix: still last (dd_regularised opened on es_only/epochs)
+    names = {"es_only/epochs": 0, "wd0.001/epochs": 0, "signal/weight_norm": 0, "wd0.001/val/loss": 0}
+    got = CompareScreen().signal_names({"r": names}, {"r": {"phenomenon": "dd_regularised"}})
+    assert got[-2:] == ["es_only/epochs", "wd0.001/epochs"] and got[0] != "es_only/epochs", got
 
 
 async def test_help_names_keys_as_typed_and_screenshot_goes_to_the_runs_dir(runs):

@@ -207,7 +207,7 @@ class CompareScreen(Screen):
         outcome = self.outcome(manifests)
         shown = set(slots if slots is not None else panel_metrics(names, outcome))
         rest = sorted(n for n in names if n not in shown and n not in ("step", CLOCK) and n != outcome)
-        late = [n for n in rest if n in BOOKKEEPING or n.startswith("time/")]
+        late = [n for n in rest if n.rsplit("/", 1)[-1] in BOOKKEEPING or n.startswith("time/")]  # es_only/epochs too
         # the model's own metrics before the explanation signals, the nulls after them, bookkeeping last
         rank = lambda n: 2 if n.startswith("null/") else 1 if n.startswith("signal/") else 0  # noqa: E731
         middle = sorted((n for n in rest if n not in late), key=lambda n: (rank(n), n))
