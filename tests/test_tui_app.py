@@ -249,6 +249,19 @@ async def test_quit_leaves_started_runs_running_and_says_so(runs):
     assert "left 1 run(s) started here running" in app.return_value
 
 
+async def test_quit_dialog_names_the_live_runs_it_will_not_touch(runs):
+    make_run(runs)
+    make_run(runs, status="running", seed=5, steps=100)  # started elsewhere (another terminal)
+    app = app_for(runs, launch_fn=FakeLauncher())
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.screen.query_one(DataTable).row_count == 2)
+        await pilot.press("f", "q")
+        assert isinstance(app.screen, ConfirmScreen)
+        question = str(app.screen.query_one("#confirm-question", Static).render())
+        assert "1 run(s) started from here" in question and "1 other live run(s)" in question, question
+        await pilot.press("l")
+
+
 def _stacked(screen) -> list[str]:
     """The screen's children top to bottom, asserting they tile it: full width, each starting where the last ended."""
     kids = list(screen.children)

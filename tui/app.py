@@ -293,5 +293,8 @@ class PhenomonApp(LaunchKeys, App[str | None]):
                     p.terminate()
                 self.exit(f"stopped {len(alive)} run(s) started here (SIGTERM; their rows are kept)")
 
-        self.push_screen(ConfirmScreen(f"{len(alive)} run(s) started from here are still running.",
+        others = sum(1 for r in (self.snapshot.runs if self.snapshot else ())  # started elsewhere: never touched here
+                     if r.state == "running" and r.manifest.get("launch") not in self.launches.launch_ids)
+        more = f" {others} other live run(s) in this root were not started here and keep running." if others else ""
+        self.push_screen(ConfirmScreen(f"{len(alive)} run(s) started from here are still running.{more}",
                                        {"l": "leave them running", "s": "stop them"}), answer)

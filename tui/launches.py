@@ -95,6 +95,7 @@ class Launches:
     launch_fn: Callable = launch
     pending: dict[str, Pending] = field(default_factory=dict)  # config hash -> a start not yet in the store
     started: list[Any] = field(default_factory=list)  # every Popen started from here
+    launch_ids: set[str] = field(default_factory=set)  # the launch id of each: its run's manifest carries it
 
     def existing(self, runs: tuple[RunInfo, ...], h: str) -> RunInfo | None:
         live = [r for r in runs if r.manifest.get("config_hash") == h and r.state not in RETRYABLE]
@@ -130,6 +131,8 @@ class Launches:
             self.pending.pop(h, None)
             raise
         self.started.append(p.proc)
+        if p.spec.launch_id:
+            self.launch_ids.add(p.spec.launch_id)
 
     def reconcile(self, runs: tuple[RunInfo, ...]) -> list[str]:
         """Forget starts that reached the store; return a line for each that died before it did."""
