@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 import time
 
 import numpy as np
@@ -139,7 +140,8 @@ class CompareScreen(Screen):
         self._compute_s = 0.0  # CPU seconds the last series computation took (its worker thread)
         self._deferred = None  # a timer for rows that came within LIVE_EVERY_S of the last computation
         self._landmarks = landmarks.Landmarks()
-        self._verdicts = landmarks.Judged()  # a run is judged again only on new rows, a live one in its turn
+        self._verdicts = landmarks.Judged()
+        self._landmarks_lock = threading.Lock()  # a run is judged again only on new rows, a live one in its turn
         self._signals: list[str] = []  # the picker's list as last computed
         self.set_class(self.app.size.height < COMPACT_BELOW, "-compact")  # the first panels already fit (no resize yet)
         self._update()
@@ -218,7 +220,12 @@ class CompareScreen(Screen):
         if not self.is_mounted or self.snapshot is None or not self.is_current:
             return
         fr, manifests, x_axis = self._runs()
-        self._status(manifests, x_axis)
+        try:
+            self._schedule(fr, manifests, x_axis)  # first: the series worker starts while the status line is drawn
+        finally:
+            self._status(manifests, x_axis)
+
+    def _schedule(self, fr, manifests, x_axis) -> None:
         if self._busy:
             self._again = True
             return
@@ -290,12 +297,17 @@ class CompareScreen(Screen):
                 if progressive:
                     self.app.call_from_thread(self._apply, out, x_axis, log_x, False)
                     out = {}
-            lm = landmarks.for_runs(fr, manifests, x_axis, self._verdicts,
-                                    {r for r, s in states.items() if s in ("running", "skew")})
+        finally:
+            self.app.call_from_thread(self._apply, out, x_axis, log_x, True)
+        # after the panels are applied (and the screen free to start the next computation, e.g. for a key): the
+        # landmarks, one computation at a time (the verdict cache is shared)
+        try:
+            with self._landmarks_lock:
+                lm = landmarks.for_runs(fr, manifests, x_axis, self._verdicts,
+                                        {r for r, s in states.items() if s in ("running", "skew")})
             self.app.call_from_thread(self._apply_landmarks, lm)
         finally:
             self._compute_s = time.thread_time() - t
-            self.app.call_from_thread(self._apply, out, x_axis, log_x, True)
 
     def _apply(self, out: dict, x_axis: Axis, log_x: bool, done: bool) -> None:
         if done:
