@@ -27,7 +27,8 @@ def new_launch_id() -> str:
 
 
 class LocalEngine:
-    """Today's launcher: each run a detached `phenomon run` process (its own session: it outlives the caller)."""
+    """Each run a detached `phenomon run` process (its own session: it outlives the caller), forked warm from a server
+    that has imported torch and Lightning once (cold, one interpreter per run, with PHENOMON_WARM=0)."""
 
     name = "local"
 

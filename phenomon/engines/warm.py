@@ -1,0 +1,324 @@
+"""Warm local runs: a fork server that has imported torch, Lightning and phenomon once, and forks one detached
+`phenomon run` per launch, so a run pays no interpreter start or imports (~5 s of CPU each on 2 cores).
+
+The server is a `python -m phenomon.engines.warm FD` process started on the first launch and shared by every launch
+of the calling process; it talks over a Unix socket pair (one message a datagram, file descriptors passed alongside):
+
+    caller -> server   {"argv": [...], "cwd": ..., "env": {...}}  + the run's log file
+    server -> caller   {"ready": pid} once, then per launch {"pid": P} + a pidfd of the run, or {"error": why}
+    server -> caller   {"exit": P, "code": C} when the server reaped run P
+
+A run is the server's child, not the caller's, so its exit code comes over the socket; the pidfd is how the caller
+signals it (no pid reuse) and how it sees it end if the server is gone. The child starts its own session (it
+outlives the caller, like a cold launch), writes to the same per-run log, and runs `phenomon.cli.main(argv)`: the
+same code path as the command. Linux only; PHENOMON_WARM=0 turns it off. Anything that keeps the server from starting
+or forking is a cold launch instead, never an error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+READY_TIMEOUT_S = 180.0  # the server's imports take ~5 s on an idle 2-core machine, minutes under heavy load
+MSG = 1 << 20
+
+
+def enabled() -> bool:
+    """Warm launches unless PHENOMON_WARM=0 (or off/no/false), and only where a pidfd can be had (Linux)."""
+    off = os.environ.get("PHENOMON_WARM", "1").strip().lower() in ("0", "off", "no", "false")
+    return not off and sys.platform.startswith("linux") and hasattr(os, "pidfd_open")
+
+
+def eligible(spec) -> bool:
+    """CPU runs only: CUDA is not fork-safe once initialised, so a run that may use a GPU starts cold."""
+    cuda_here = os.path.exists("/dev/nvidiactl") or os.path.exists("/dev/nvidia0")
+    return spec.accelerator == "cpu" or (spec.accelerator == "auto" and not cuda_here)
+
+
+# ------------------------------------------------------------------------------------------------ caller side
+
+
+class Unavailable(Exception):
+    """The warm server cannot take this launch: the caller starts it cold."""
+
+
+class Server:
+    """The caller's end: starts the server, asks it for runs, collects exit codes for the handles."""
+
+    def __init__(self):
+        self.lock = threading.RLock()
+        self.exits: dict[int, int] = {}
+        self.alive = False  # the socket is open: exit reports still come
+        self.refused: str | None = None  # why it takes no more launches (its runs are still watched)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            self.proc = subprocess.Popen([sys.executable, "-m", "phenomon.engines.warm", str(theirs.fileno())],
+                                         pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                         start_new_session=True)  # Ctrl-C in the terminal is the sweep's to handle
+        finally:
+            theirs.close()
+        self.sock = ours
+        msg, _ = self._recv(READY_TIMEOUT_S)
+        if msg is None or "ready" not in msg:
+            self.close()
+            raise Unavailable((msg or {}).get("error", "the warm server did not start"))
+        self.alive = True
+
+    def launch(self, argv: list[str], log_fd: int) -> "WarmHandle":
+        with self.lock:
+            if not self.alive or self.refused:
+                raise Unavailable(self.refused or "the warm server has gone")
+            req = {"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ)}
+            try:
+                socket.send_fds(self.sock, [json.dumps(req).encode()], [log_fd])
+            except OSError as e:
+                self.alive = False
+                raise Unavailable(str(e)) from None
+            while True:  # exit reports of earlier runs may come first
+                msg, fds = self._recv(60.0)
+                if msg is None:
+                    self.alive = False
+                    raise Unavailable("the warm server did not answer")
+                if "pid" in msg and fds:
+                    return WarmHandle(self, int(msg["pid"]), fds[0])
+                if "error" in msg:
+                    self.refused = msg["error"]  # and every later launch too (see serve)
+                    raise Unavailable(msg["error"])
+
+    def pump(self, timeout: float = 0.0) -> None:
+        """Take in the exit reports that have arrived (waiting up to `timeout` for one)."""
+        with self.lock:
+            while self.alive and self._recv(timeout)[0] is not None:
+                timeout = 0.0
+
+    def _recv(self, timeout: float):
+        """One message (exit reports are filed on the way), or (None, []) on timeout or a closed socket."""
+        r, _, _ = select.select([self.sock], [], [], timeout)
+        if not r:
+            return None, []
+        try:
+            data, fds, _, _ = socket.recv_fds(self.sock, MSG, 4)
+        except OSError:
+            data, fds = b"", []
+        if not data:  # the server has ended: handles fall back to their pidfds
+            self.alive = False
+            self.proc.poll()
+            return None, []
+        msg = json.loads(data)
+        if "exit" in msg:
+            self.exits[int(msg["exit"])] = int(msg["code"])
+        return msg, fds
+
+    def close(self) -> None:
+        self.alive = False
+        self.sock.close()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
+class WarmHandle:
+    """A warm run, with the `subprocess.Popen` calls the sweep and the monitor make."""
+
+    def __init__(self, server: Server, pid: int, pidfd: int):
+        self.server, self.pid, self.pidfd = server, pid, pidfd
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            self.server.pump()
+            self._settle()
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        end = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            left = 0.5 if end is None else min(0.5, end - time.monotonic())
+            if left <= 0:
+                raise subprocess.TimeoutExpired(f"pid {self.pid}", timeout)
+            if self.server.alive:
+                self.server.pump(left)
+            else:
+                select.select([self.pidfd], [], [], left)
+        return self.returncode
+
+    def _settle(self) -> None:
+        code = self.server.exits.pop(self.pid, None)
+        if code is None and not self.server.alive and select.select([self.pidfd], [], [], 0)[0]:
+            code = 1  # ended while no server watched it: the exit code is lost, the run's manifest says how it ended
+        if code is not None:
+            self.returncode = code
+            os.close(self.pidfd)
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:
+            try:
+                signal.pidfd_send_signal(self.pidfd, sig)
+            except ProcessLookupError:
+                pass
+
+    def terminate(self) -> None:
+        """SIGTERM: the run flushes and marks itself killed."""
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+_SERVER: list[Server] = []
+_LOCK = threading.Lock()
+_FAILED: list[str] = []  # why the server could not start: this process launches cold from then on
+
+
+def server() -> Server:
+    """This process's warm server, started on first use (and again if it has gone)."""
+    with _LOCK:
+        if _FAILED:
+            raise Unavailable(_FAILED[0])
+        if _SERVER and _SERVER[0].refused:
+            _FAILED.append(_SERVER[0].refused)
+            raise Unavailable(_SERVER[0].refused)
+        if _SERVER and _SERVER[0].alive:
+            return _SERVER[0]
+        _SERVER.clear()  # gone (killed?): a new one; the old one's runs are watched through their pidfds
+        try:
+            _SERVER.append(Server())
+        except (Unavailable, OSError) as e:
+            _FAILED.append(str(e))
+            raise Unavailable(str(e)) from None
+        return _SERVER[0]
+
+
+# ------------------------------------------------------------------------------------------------ server side
+
+
+def _preload() -> int:
+    """Import what a run imports; returns the thread count a clean fork base has."""
+    import torch
+
+    # no torch op may open an OpenMP pool here: forked children of a process whose pool exists deadlock. One thread
+    # makes any op run at import serial; each run sets its own count (--threads) before it trains.
+    torch.set_num_threads(1)
+    import importlib
+    import pkgutil
+
+    import pytorch_lightning  # noqa: F401
+    import torchmetrics  # noqa: F401
+
+    import phenomon
+    from phenomon import registry, runner
+
+    runner.quiet_lightning()
+    for m in pkgutil.walk_packages(phenomon.__path__, "phenomon."):
+        if m.name.startswith(("phenomon.tui", "phenomon.engines")) or m.name.endswith("__main__"):
+            continue
+        try:
+            importlib.import_module(m.name)
+        except Exception:  # noqa: BLE001 - an optional module that cannot import here is imported by no run either
+            pass
+    for name in registry.names():
+        registry.get(name)
+    return _threads()
+
+
+def _threads() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+def _child(req: dict, log_fd: int, sock: socket.socket, watched: dict) -> None:
+    """In the forked child: detach, take the run's log and the caller's environment, run the command, exit."""
+    code = 1
+    try:
+        os.setsid()
+        sock.close()
+        for fd in watched:
+            os.close(fd)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(log_fd, 1)
+        os.dup2(log_fd, 2)
+        os.close(null)
+        os.close(log_fd)
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        os.chdir(req["cwd"])
+        os.environ.clear()
+        os.environ.update(req["env"])
+        sys.argv = [sys.argv[0], *req["argv"]]
+        import numpy
+
+        numpy.random.seed()  # as a fresh process: entropy, not the server's state (runs seed their own anyway)
+        from phenomon.cli import main
+
+        code = main(list(req["argv"]))
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+    except BaseException:  # noqa: BLE001 - reported in the run's log, as an uncaught error in a cold run is
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        try:
+            import atexit
+
+            sys.stdout.flush()
+            sys.stderr.flush()
+            atexit._run_exitfuncs()
+        finally:
+            os._exit(code if isinstance(code, int) else 1)
+
+
+def serve(fd: int) -> None:
+    """The server's loop: fork a run per request, report each exit; end when the caller's end closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sock = socket.socket(fileno=fd)
+    try:
+        clean = _preload()
+    except BaseException as e:  # noqa: BLE001 - the caller launches cold and says nothing
+        sock.send(json.dumps({"error": f"warm server: {e.__class__.__name__}: {e}"}).encode())
+        return
+    sock.send(json.dumps({"ready": os.getpid()}).encode())
+    watched: dict[int, int] = {}  # pidfd -> pid of each run not yet reaped
+    while True:
+        r, _, _ = select.select([sock, *watched], [], [])
+        for pidfd in [f for f in r if f in watched]:
+            pid = watched.pop(pidfd)
+            _, status = os.waitpid(pid, 0)
+            os.close(pidfd)
+            try:
+                sock.send(json.dumps({"exit": pid, "code": os.waitstatus_to_exitcode(status)}).encode())
+            except OSError:
+                pass
+        if sock not in r:
+            continue
+        data, fds, _, _ = socket.recv_fds(sock, MSG, 4)
+        if not data:
+            return  # the caller has gone; runs keep going in their own sessions
+        req, log_fd = json.loads(data), fds[0]
+        if _threads() > clean:  # a library started threads here since the imports: a fork could deadlock
+            sock.send(json.dumps({"error": f"warm server has {_threads()} threads, not {clean}"}).encode())
+            os.close(log_fd)
+            continue
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            _child(req, log_fd, sock, watched)
+        os.close(log_fd)
+        pidfd = os.pidfd_open(pid)  # our own child, not yet reaped: it is this run, whatever pids do meanwhile
+        watched[pidfd] = pid
+        socket.send_fds(sock, [json.dumps({"pid": pid}).encode()], [pidfd])
+
+
+if __name__ == "__main__":
+    serve(int(sys.argv[1]))
