@@ -1,7 +1,7 @@
 """Warm local runs: a fork server that has imported torch, Lightning and phenomon once, and forks one detached
 `phenomon run` per launch, so a run pays no interpreter start or imports (~5 s of CPU each on 2 cores).
 
-The server is a `python -m phenomon.engines.warm FD` process started on the first launch and shared by every launch
+The server (`phenomon.engines.forkserver`) is a process started on the first launch and shared by every launch
 of the calling process; it talks over a Unix socket pair (one message a datagram, file descriptors passed alongside):
 
     caller -> server   {"argv": [...], "cwd": ..., "env": {...}}  + the run's log file
@@ -43,9 +43,6 @@ def eligible(spec) -> bool:
     return spec.accelerator == "cpu" or (spec.accelerator == "auto" and not cuda_here)
 
 
-# ------------------------------------------------------------------------------------------------ caller side
-
-
 class Unavailable(Exception):
     """The warm server cannot take this launch: the caller starts it cold."""
 
@@ -60,7 +57,7 @@ class Server:
         self.refused: str | None = None  # why it takes no more launches (its runs are still watched)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            self.proc = subprocess.Popen([sys.executable, "-m", "phenomon.engines.warm", str(theirs.fileno())],
+            self.proc = subprocess.Popen([sys.executable, "-m", "phenomon.engines.forkserver", str(theirs.fileno())],
                                          pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                          start_new_session=True)  # Ctrl-C in the terminal is the sweep's to handle
@@ -196,129 +193,3 @@ def server() -> Server:
             _FAILED.append(str(e))
             raise Unavailable(str(e)) from None
         return _SERVER[0]
-
-
-# ------------------------------------------------------------------------------------------------ server side
-
-
-def _preload() -> int:
-    """Import what a run imports; returns the thread count a clean fork base has."""
-    import torch
-
-    # no torch op may open an OpenMP pool here: forked children of a process whose pool exists deadlock. One thread
-    # makes any op run at import serial; each run sets its own count (--threads) before it trains.
-    torch.set_num_threads(1)
-    import importlib
-    import pkgutil
-
-    import pytorch_lightning  # noqa: F401
-    import torchmetrics  # noqa: F401
-
-    import phenomon
-    from phenomon import registry, runner
-
-    runner.quiet_lightning()
-    for m in pkgutil.walk_packages(phenomon.__path__, "phenomon."):
-        if m.name.startswith(("phenomon.tui", "phenomon.engines")) or m.name.endswith("__main__"):
-            continue
-        try:
-            importlib.import_module(m.name)
-        except Exception:  # noqa: BLE001 - an optional module that cannot import here is imported by no run either
-            pass
-    for name in registry.names():
-        registry.get(name)
-    return _threads()
-
-
-def _threads() -> int:
-    return len(os.listdir("/proc/self/task"))
-
-
-def _child(req: dict, log_fd: int, sock: socket.socket, watched: dict) -> None:
-    """In the forked child: detach, take the run's log and the caller's environment, run the command, exit."""
-    code = 1
-    try:
-        os.setsid()
-        sock.close()
-        for fd in watched:
-            os.close(fd)
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
-        os.dup2(log_fd, 1)
-        os.dup2(log_fd, 2)
-        os.close(null)
-        os.close(log_fd)
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        os.chdir(req["cwd"])
-        os.environ.clear()
-        os.environ.update(req["env"])
-        sys.argv = [sys.argv[0], *req["argv"]]
-        import numpy
-
-        numpy.random.seed()  # as a fresh process: entropy, not the server's state (runs seed their own anyway)
-        from phenomon.cli import main
-
-        code = main(list(req["argv"]))
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else 1
-    except BaseException:  # noqa: BLE001 - reported in the run's log, as an uncaught error in a cold run is
-        import traceback
-
-        traceback.print_exc()
-    finally:
-        try:
-            import atexit
-
-            sys.stdout.flush()
-            sys.stderr.flush()
-            atexit._run_exitfuncs()
-        finally:
-            os._exit(code if isinstance(code, int) else 1)
-
-
-def serve(fd: int) -> None:
-    """The server's loop: fork a run per request, report each exit; end when the caller's end closes."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    sock = socket.socket(fileno=fd)
-    try:
-        clean = _preload()
-    except BaseException as e:  # noqa: BLE001 - the caller launches cold and says nothing
-        sock.send(json.dumps({"error": f"warm server: {e.__class__.__name__}: {e}"}).encode())
-        return
-    sock.send(json.dumps({"ready": os.getpid()}).encode())
-    watched: dict[int, int] = {}  # pidfd -> pid of each run not yet reaped
-    while True:
-        r, _, _ = select.select([sock, *watched], [], [])
-        for pidfd in [f for f in r if f in watched]:
-            pid = watched.pop(pidfd)
-            _, status = os.waitpid(pid, 0)
-            os.close(pidfd)
-            try:
-                sock.send(json.dumps({"exit": pid, "code": os.waitstatus_to_exitcode(status)}).encode())
-            except OSError:
-                pass
-        if sock not in r:
-            continue
-        data, fds, _, _ = socket.recv_fds(sock, MSG, 4)
-        if not data:
-            return  # the caller has gone; runs keep going in their own sessions
-        req, log_fd = json.loads(data), fds[0]
-        if _threads() > clean:  # a library started threads here since the imports: a fork could deadlock
-            sock.send(json.dumps({"error": f"warm server has {_threads()} threads, not {clean}"}).encode())
-            os.close(log_fd)
-            continue
-        sys.stdout.flush()
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:
-            _child(req, log_fd, sock, watched)
-        os.close(log_fd)
-        pidfd = os.pidfd_open(pid)  # our own child, not yet reaped: it is this run, whatever pids do meanwhile
-        watched[pidfd] = pid
-        socket.send_fds(sock, [json.dumps({"pid": pid}).encode()], [pidfd])
-
-
-if __name__ == "__main__":
-    serve(int(sys.argv[1]))
