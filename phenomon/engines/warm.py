@@ -116,11 +116,14 @@ class Server:
         return msg, fds
 
     def close(self) -> None:
+        """End the server (its runs go on, in their own sessions)."""
         self.alive = False
-        self.sock.close()
-        if self.proc.poll() is None:
-            self.proc.terminate()
+        self.sock.close()  # its end reads EOF and it returns
+        try:
             self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
 class WarmHandle:
@@ -169,6 +172,15 @@ class WarmHandle:
 
     def kill(self) -> None:
         self.send_signal(signal.SIGKILL)
+
+
+def shutdown() -> None:
+    """Close this process's server, if any; the next launch starts a new one."""
+    with _LOCK:
+        for s in _SERVER:
+            s.close()
+        _SERVER.clear()
+        _FAILED.clear()
 
 
 _SERVER: list[Server] = []
