@@ -64,6 +64,7 @@ def _child(req: dict, log_fd: int, sock: socket.socket, watched: dict) -> None:
         for sig in (signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        _inherit(req)
         os.chdir(req["cwd"])
         os.environ.clear()
         os.environ.update(req["env"])
@@ -89,6 +90,20 @@ def _child(req: dict, log_fd: int, sock: socket.socket, watched: dict) -> None:
             atexit._run_exitfuncs()
         finally:
             os._exit(code if isinstance(code, int) else 1)
+
+
+def _inherit(req: dict) -> None:
+    """The caller's umask and resource limits, as a cold child would have them (a limit above the server's own
+    hard limit cannot be had: the nearest is kept)."""
+    import resource
+
+    if req.get("umask") is not None:
+        os.umask(req["umask"])
+    for name, (soft, hard) in (req.get("limits") or {}).items():
+        try:
+            resource.setrlimit(getattr(resource, name), (soft, hard))
+        except (ValueError, OSError, AttributeError):
+            pass
 
 
 def serve(fd: int) -> None:

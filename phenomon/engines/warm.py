@@ -27,6 +27,7 @@ import sys
 import threading
 import time
 
+SERVER_MODULE = "phenomon.engines.forkserver"
 READY_TIMEOUT_S = 180.0  # the server's imports take ~5 s on an idle 2-core machine, minutes under heavy load
 MSG = 1 << 20
 
@@ -57,7 +58,7 @@ class Server:
         self.refused: str | None = None  # why it takes no more launches (its runs are still watched)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            self.proc = subprocess.Popen([sys.executable, "-m", "phenomon.engines.forkserver", str(theirs.fileno())],
+            self.proc = subprocess.Popen([sys.executable, "-m", SERVER_MODULE, str(theirs.fileno())],
                                          pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                          start_new_session=True)  # Ctrl-C in the terminal is the sweep's to handle
@@ -74,7 +75,7 @@ class Server:
         with self.lock:
             if not self.alive or self.refused:
                 raise Unavailable(self.refused or "the warm server has gone")
-            req = {"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ)}
+            req = {"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), **_inherited()}
             try:
                 socket.send_fds(self.sock, [json.dumps(req).encode()], [log_fd])
             except OSError as e:
@@ -124,6 +125,23 @@ class Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+
+LIMITS = ("RLIMIT_AS", "RLIMIT_CORE", "RLIMIT_CPU", "RLIMIT_DATA", "RLIMIT_FSIZE", "RLIMIT_NOFILE")
+
+
+def _inherited() -> dict:
+    """What a cold child would inherit from us besides the environment: the umask (read, not set: setting it to
+    read it would race our other threads) and resource limits."""
+    import resource
+
+    umask = None
+    try:
+        with open("/proc/self/status") as fh:
+            umask = next((int(x.split()[1], 8) for x in fh if x.startswith("Umask:")), None)
+    except OSError:
+        pass
+    return {"umask": umask, "limits": {n: resource.getrlimit(getattr(resource, n)) for n in LIMITS}}
 
 
 class WarmHandle:
