@@ -135,7 +135,8 @@ def launch_group(ph: Phenomenon, variants: dict[str, tuple[str, ...]], seeds: li
             point = (f"{ph.sweep_field()}={x}",) if x is not None else ()
             children.append(Child(f"{v} seed {s}" + (f" {ph.sweep_field()} {x}" if x is not None else ""),
                                   RunSpec(ph.name, sets=(*sets, *point), toggles=variants[v], preset=preset, seed=s,
-                                          accelerator=accelerator, threads=threads, root=root, extra=extra)))
+                                          accelerator=accelerator, threads=threads, root=root, extra=extra),
+                                  cost=ph.sweep_cost(x) if x is not None and ph.sweep_cost else 0.0))
     print(f"phenomon {command} — {ph.name}: {', '.join(variants)} × seeds {', '.join(map(str, seeds))}"
           + (f" × {len(children) // len(cfgs)} {ph.sweep_field()}s" if len(children) > len(cfgs) else "")
           + f" (group {group})" + (f" on {engine.describe()}" if engine is not None and engine.name != "local" else ""))
