@@ -40,6 +40,12 @@ def _preload() -> int:
             pass
     for name in registry.names():
         registry.get(name)
+    import gc
+
+    gc.collect()
+    # the imports' objects out of the collector's sight: a run's collections neither walk them nor write to their
+    # pages (each write copies a page the server shares with every run)
+    gc.freeze()
     return _threads()
 
 
