@@ -151,7 +151,10 @@ def serve(fd: int) -> None:
         os.close(log_fd)
         pidfd = os.pidfd_open(pid)  # our own child, not yet reaped: it is this run, whatever pids do meanwhile
         watched[pidfd] = pid
-        socket.send_fds(sock, [json.dumps({"pid": pid}).encode()], [pidfd])
+        try:
+            socket.send_fds(sock, [json.dumps({"pid": pid}).encode()], [pidfd])
+        except OSError:
+            return  # the caller has gone meanwhile: the run goes on without us
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ import time
 
 SERVER_MODULE = "phenomon.engines.forkserver"
 READY_TIMEOUT_S = 180.0  # the server's imports take ~5 s on an idle 2-core machine, minutes under heavy load
+FORK_TIMEOUT_S = 300.0
 MSG = 1 << 20
 
 
@@ -82,9 +83,11 @@ class Server:
                 self.alive = False
                 raise Unavailable(str(e)) from None
             while True:  # exit reports of earlier runs may come first
-                msg, fds = self._recv(60.0)
+                msg, fds = self._recv(FORK_TIMEOUT_S)
                 if msg is None:
-                    self.alive = False
+                    if self.alive:  # hung: it must not fork this run late, beside the cold one started instead
+                        self.proc.kill()
+                        self.alive = False
                     raise Unavailable("the warm server did not answer")
                 if "pid" in msg and fds:
                     return WarmHandle(self, int(msg["pid"]), fds[0])
