@@ -66,7 +66,7 @@ def startup(root: Path, rounds: int) -> None:
     mc, mw = statistics.median(cold), statistics.median(warm)
     print(f"one tiny run (1 step), {rounds} rounds: cold {mc:.2f} s (max {max(cold):.2f}), warm {mw:.2f} s "
           f"(max {max(warm):.2f}); cold/warm {mc / mw:.1f}x; first warm launch incl. the server's start "
-          f"{first:.2f} s   [load {load()}]")
+          f"{first:.2f} s   [load {load()}]", flush=True)
 
 
 def schedule(durations: list[float], slots: int = 2) -> float:
@@ -79,18 +79,20 @@ def schedule(durations: list[float], slots: int = 2) -> float:
 
 
 def order_effect(root: Path) -> None:
+    """The 2-slot schedule of these runs' own durations in the sweep's given order (seed, then width) and widest first,
+    whichever order they actually ran in."""
     from phenomon import store
 
     runs = [r for r in store.list_runs(root) if r.state == "finished"]
     if len(runs) < 3:
         return
-    runs.sort(key=lambda r: r.manifest.get("started") or 0)  # the order they were launched in
-    d = [(r.manifest.get("ended") or 0) - (r.manifest.get("started") or 0) for r in runs]
-    widths = [(r.manifest.get("config") or {}).get("width") or 0 for r in runs]
-    wide_first = [x for _, x in sorted(zip(widths, d), key=lambda t: -t[0])]
-    a, b = schedule(d), schedule(wide_first)
-    print(f"  from these runs' durations (sum {sum(d):.0f} s): 2 slots in launch order {a:.0f} s, widest first "
-          f"{b:.0f} s ({b / a:.2f}x) — a schedule, not a measurement: contention is not modelled")
+    key = [((r.manifest.get("seed") or 0), (r.manifest.get("config") or {}).get("width") or 0,
+            (r.manifest.get("ended") or 0) - (r.manifest.get("started") or 0)) for r in runs]
+    given = [d for _, _, d in sorted(key)]
+    wide_first = [d for _, _, d in sorted(sorted(key), key=lambda t: -t[1])]
+    a, b = schedule(given), schedule(wide_first)
+    print(f"  from these runs' durations (sum {sum(given):.0f} s): 2 slots in the given order {a:.0f} s, widest first "
+          f"{b:.0f} s ({b / a:.2f}x) — a schedule, not a measurement: contention is not modelled", flush=True)
 
 
 def sweep(root: Path, mode: str, args: list[str]) -> None:
