@@ -47,6 +47,7 @@ def test_a_warm_sweep_gives_the_rows_and_verdicts_of_a_cold_one(tmp_path, monkey
     warm_runs = _sweep(tmp_path / "warm", monkeypatch, "1")
     cold_runs = _sweep(tmp_path / "cold", monkeypatch, "0")
     assert {type(c.proc).__name__ for c in warm_runs} == {"WarmHandle"}
+    assert all(c.proc.cpu_s > 0 for c in warm_runs)  # the server reports each run's CPU seconds with its exit
     assert {type(c.proc).__name__ for c in cold_runs} == {"Popen"}
     for w, c in zip(warm_runs, cold_runs):
         assert (w.info.state, c.info.state) == ("finished", "finished"), (w.info.manifest.get("error"),
@@ -156,3 +157,24 @@ def test_a_gpu_where_there_is_none_is_refused_up_front(tmp_path, args, accelerat
     assert out.stderr.strip().splitlines() == [f"phenomon: error: --accelerator {accelerator}: no CUDA device is "
                                                "available here (use auto or cpu)"]
     assert not runs.exists()
+
+
+def test_ctrl_c_of_a_warm_sweep_stops_its_runs_and_each_ends_killed(runs):
+    from .conftest import REPO
+
+    p = subprocess.Popen([sys.executable, "-m", "phenomon", "run", "double_descent", "--set", "widths=8,16,24",
+                          "--set", "seeds=0", "--set", "epochs=100000", "--set", "train_size=400", "--signals", "none",
+                          "--runs", str(runs)], cwd=REPO, env={**os.environ, "PHENOMON_WARM": "1"},
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline, started = time.time() + 120, []
+    while time.time() < deadline and len(started) < 2:
+        started = [r for r in store.list_runs(runs) if r.manifest.get("rows", 0) >= 1] if runs.exists() else []
+        time.sleep(0.2)
+    assert len(started) == 2, "two runs at once should have started"
+    p.send_signal(signal.SIGINT)  # Ctrl-C
+    out, _ = p.communicate(timeout=120)
+    assert p.returncode == 130, out
+    after = store.list_runs(runs)
+    assert len(after) == 2, "the queued width never starts"
+    assert [r.state for r in after] == ["killed", "killed"]  # by the SIGTERM or the stop file, whichever came first
+    assert all(r.manifest["error"] in ("stopped by signal", "stopped by request") for r in after)

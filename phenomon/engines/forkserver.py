@@ -127,10 +127,11 @@ def serve(fd: int) -> None:
         r, _, _ = select.select([sock, *watched], [], [])
         for pidfd in [f for f in r if f in watched]:
             pid = watched.pop(pidfd)
-            _, status = os.waitpid(pid, 0)
+            _, status, use = os.wait4(pid, 0)
             os.close(pidfd)
             try:
-                sock.send(json.dumps({"exit": pid, "code": os.waitstatus_to_exitcode(status)}).encode())
+                sock.send(json.dumps({"exit": pid, "code": os.waitstatus_to_exitcode(status),
+                                      "cpu_s": use.ru_utime + use.ru_stime}).encode())
             except OSError:
                 pass
         if sock not in r:

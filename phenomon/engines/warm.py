@@ -6,7 +6,7 @@ of the calling process; it talks over a Unix socket pair (one message a datagram
 
     caller -> server   {"argv": [...], "cwd": ..., "env": {...}}  + the run's log file
     server -> caller   {"ready": pid} once, then per launch {"pid": P} + a pidfd of the run, or {"error": why}
-    server -> caller   {"exit": P, "code": C} when the server reaped run P
+    server -> caller   {"exit": P, "code": C, "cpu_s": S} when the server reaped run P
 
 A run is the server's child, not the caller's, so its exit code comes over the socket; the pidfd is how the caller
 signals it (no pid reuse) and how it sees it end if the server is gone. The child starts its own session (it
@@ -116,7 +116,7 @@ class Server:
             return None, []
         msg = json.loads(data)
         if "exit" in msg:
-            self.exits[int(msg["exit"])] = int(msg["code"])
+            self.exits[int(msg["exit"])] = (int(msg["code"]), msg.get("cpu_s"))
         return msg, fds
 
     def close(self) -> None:
@@ -153,6 +153,7 @@ class WarmHandle:
     def __init__(self, server: Server, pid: int, pidfd: int):
         self.server, self.pid, self.pidfd = server, pid, pidfd
         self.returncode: int | None = None
+        self.cpu_s: float | None = None  # the run's CPU seconds (user + system), once it has ended
 
     def poll(self) -> int | None:
         if self.returncode is None:
@@ -173,7 +174,7 @@ class WarmHandle:
         return self.returncode
 
     def _settle(self) -> None:
-        code = self.server.exits.pop(self.pid, None)
+        code, self.cpu_s = self.server.exits.pop(self.pid, (None, None))
         if code is None and not self.server.alive and select.select([self.pidfd], [], [], 0)[0]:
             code = 1  # ended while no server watched it: the exit code is lost, the run's manifest says how it ended
         if code is not None:
