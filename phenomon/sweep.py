@@ -31,7 +31,7 @@ def _launch_id() -> str:
 class Child:
     label: str
     spec: RunSpec
-    proc: object = None  # the engine's handle once started (subprocess.Popen for local)
+    proc: object = None  # the engine's handle once started (a warm handle or subprocess.Popen for local)
     info: store.RunInfo | None = None
     launch_id: str = field(default_factory=_launch_id)
     cost: float = 0.0  # relative cost: queued children start costliest first (ties in the given order)

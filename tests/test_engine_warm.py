@@ -138,9 +138,13 @@ def test_a_server_that_cannot_start_means_cold_runs_and_no_error(runs, monkeypat
     assert [store.run_info(d.parent).state for d in runs.glob("*/run.json")] == ["finished", "finished"]
 
 
-def test_a_run_that_may_use_a_gpu_starts_cold():
+def test_a_run_that_may_use_a_gpu_starts_cold(monkeypatch):
+    if os.path.exists("/dev/nvidiactl") or os.path.exists("/dev/nvidia0"):
+        pytest.skip("this machine has an NVIDIA GPU")
     assert warm.eligible(RunSpec("grokking", accelerator="cpu"))
     assert not warm.eligible(RunSpec("grokking", accelerator="gpu"))
+    monkeypatch.setattr(os.path, "exists", lambda p: p == "/dev/nvidiactl")  # a GPU machine: even CPU runs start cold
+    assert not warm.eligible(RunSpec("grokking", accelerator="cpu"))
 
 
 @pytest.mark.parametrize("args,accelerator", [(("run", "double_descent", "--preset", "quick"), "gpu"),

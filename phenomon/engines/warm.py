@@ -40,9 +40,10 @@ def enabled() -> bool:
 
 
 def eligible(spec) -> bool:
-    """CPU runs only: CUDA is not fork-safe once initialised, so a run that may use a GPU starts cold."""
+    """CPU runs on machines without an NVIDIA GPU. CUDA is not fork-safe once initialised, and Lightning asks the
+    driver about GPUs even for a CPU run: on a GPU machine every run starts cold (warm there is untested)."""
     cuda_here = os.path.exists("/dev/nvidiactl") or os.path.exists("/dev/nvidia0")
-    return spec.accelerator == "cpu" or (spec.accelerator == "auto" and not cuda_here)
+    return spec.accelerator in ("auto", "cpu") and not cuda_here
 
 
 class Unavailable(Exception):
