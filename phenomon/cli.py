@@ -10,7 +10,7 @@ from pathlib import Path
 
 from phenomon import __version__, engines, experiment, store
 from phenomon.catalog import MAIN_SIGNALS
-from phenomon.config import UsageError
+from phenomon.config import ACCELERATORS, UsageError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--preset", help="a named configuration of the phenomenon (see `phenomon phenomena`)")
     r.add_argument("--seed", type=int)
     r.add_argument("--max-steps", type=int)
-    r.add_argument("--accelerator", default="auto", choices=("auto", "cpu", "gpu"))
+    r.add_argument("--accelerator", default="auto", choices=ACCELERATORS)
     r.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on 2 busy cores)")
     r.add_argument("--group", help="comparison group (default: derived from the config without its toggles)")
     r.add_argument("--signals", help="comma-separated explanation signals to stream, or 'none' (default: all that apply)")
@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="grokking baseline and its no-weight-decay ablation, side by side, headless")
     d.add_argument("--runs")
     d.add_argument("--max-steps", type=int)
-    d.add_argument("--accelerator", default="auto", choices=("auto", "cpu", "gpu"))
+    d.add_argument("--accelerator", default="auto", choices=ACCELERATORS)
     experiment.add_parser(sub)
 
     t = sub.add_parser("tui", help="the live monitor: runs, comparison panels, keys that start paired runs")

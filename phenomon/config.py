@@ -76,6 +76,23 @@ def check_value(key: str, v: Any) -> None:
             raise UsageError(f"{key}={v} is out of range (at most {INT_MAX})")
 
 
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda")  # cuda is gpu, as Lightning spells it
+
+
+def check_accelerator(name: str) -> str:
+    """`name` as the runs take it (cuda becomes gpu). A GPU asked for where CUDA is not available is one line here,
+    before any run starts; torch is imported only to ask."""
+    if name not in ACCELERATORS:
+        raise UsageError(f"unknown accelerator {name!r}; valid: {', '.join(ACCELERATORS)}")
+    if name in ("gpu", "cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UsageError(f"--accelerator {name}: no CUDA device is available here (use auto or cpu)")
+        return "gpu"
+    return name
+
+
 def memory_bytes() -> int | None:
     """This machine's physical memory (None when unknown): sizes beyond it are refused before any run starts."""
     try:

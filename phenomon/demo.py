@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from phenomon import registry
+from phenomon.config import check_accelerator
 from phenomon.launcher import RunSpec
 from phenomon.runner import prepare_root
 from phenomon.sweep import Child, report, run_parallel
@@ -12,6 +13,7 @@ from phenomon.sweep import Child, report, run_parallel
 
 def run_demo(root: Path, max_steps: int | None = None, accelerator: str = "auto") -> int:
     ph = registry.get("grokking")
+    accelerator = check_accelerator(accelerator)  # before anything is created or started
     root = prepare_root(root)
     print(f"phenomon demo — grokking: {ph.summary}")
     print(f"  ablation: {ph.toggle('weight_decay').expect}")

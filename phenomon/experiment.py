@@ -13,7 +13,7 @@ from pathlib import Path
 import polars as pl
 
 from phenomon import store
-from phenomon.config import UsageError, check_value, from_dict
+from phenomon.config import ACCELERATORS, UsageError, check_accelerator, check_value, from_dict
 from phenomon.registry import Phenomenon, Verdict
 
 
@@ -66,7 +66,7 @@ def add_parser(sub) -> None:
     e.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every run")
     e.add_argument("--preset")
     e.add_argument("--parallel", type=int, help="runs at once (default: the core count)")
-    e.add_argument("--accelerator", default="auto", choices=("auto", "cpu", "gpu"))
+    e.add_argument("--accelerator", default="auto", choices=ACCELERATORS)
     e.add_argument("--threads", type=int, default=1)
     e.add_argument("--runs")
     from phenomon import engines
@@ -123,6 +123,8 @@ def launch_group(ph: Phenomenon, variants: dict[str, tuple[str, ...]], seeds: li
     # resolve every run here: a mistake stops the whole experiment before anything starts
     cfgs = [(v, s, ph.resolve(preset, [*sets, f"seed={s}"], list(variants[v]))) for v in variants for s in seeds]
     group = ph.group_of(cfgs[0][2])
+    if getattr(engine, "name", "local") == "local":  # a GPU here, or one line before any run starts (a cluster's
+        accelerator = check_accelerator(accelerator)  # nodes have their own: each run checks there)
     engine = engine.make() if hasattr(engine, "make") else engine  # Ray starts only once the runs are valid
     if hasattr(engine, "start"):
         engine.start()  # before the runs directory is made: a cluster that cannot be reached leaves nothing behind
@@ -133,7 +135,8 @@ def launch_group(ph: Phenomenon, variants: dict[str, tuple[str, ...]], seeds: li
             point = (f"{ph.sweep_field()}={x}",) if x is not None else ()
             children.append(Child(f"{v} seed {s}" + (f" {ph.sweep_field()} {x}" if x is not None else ""),
                                   RunSpec(ph.name, sets=(*sets, *point), toggles=variants[v], preset=preset, seed=s,
-                                          accelerator=accelerator, threads=threads, root=root, extra=extra)))
+                                          accelerator=accelerator, threads=threads, root=root, extra=extra),
+                                  cost=ph.sweep_cost(x) if x is not None and ph.sweep_cost else 0.0))
     print(f"phenomon {command} — {ph.name}: {', '.join(variants)} × seeds {', '.join(map(str, seeds))}"
           + (f" × {len(children) // len(cfgs)} {ph.sweep_field()}s" if len(children) > len(cfgs) else "")
           + f" (group {group})" + (f" on {engine.describe()}" if engine is not None and engine.name != "local" else ""))

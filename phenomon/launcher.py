@@ -1,4 +1,5 @@
-"""Start runs as separate headless processes: the same `phenomon run` command a user would type."""
+"""Start runs as separate headless processes: the same `phenomon run` command a user would type (forked warm from a
+server that has done the imports, or started cold)."""
 
 from __future__ import annotations
 
@@ -50,13 +51,25 @@ class RunSpec:
         return a + list(self.extra)
 
 
-def launch(spec: RunSpec, log_dir: Path) -> subprocess.Popen:
-    """Start a detached run (its own session: it outlives the caller) with output to a log file."""
+def launch(spec: RunSpec, log_dir: Path, warm: bool | None = None):
+    """Start a detached run (its own session: it outlives the caller) with output to a log file.
+
+    Warm (the default where it can be, see `phenomon.engines.warm`): forked from a server that has imported torch,
+    Lightning and phenomon already; otherwise, or with PHENOMON_WARM=0, a fresh `python -m phenomon run` process.
+    Either way the handle has Popen's `poll`, `wait`, `terminate`, `kill`, `send_signal` and `pid`.
+    """
+    from phenomon.engines import warm as W
+
     log_dir = Path(log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
     tag = store.slug("-".join([spec.phenomenon, *spec.toggles]) or spec.phenomenon)
     log = _new_log(log_dir, f"{time.strftime('%Y%m%d-%H%M%S')}-{tag}")
     try:
+        if (W.enabled() if warm is None else warm) and W.eligible(spec):
+            try:
+                return W.server().launch(spec.argv()[3:], log.fileno())
+            except W.Unavailable:
+                pass  # a cold start instead, into the same log
         return subprocess.Popen(spec.argv(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     finally:

@@ -68,6 +68,9 @@ class Phenomenon:
     # A sweep over the x_axis "config:<field>": a config that leaves <field> at 0 stands for one run per value of
     # `sweep(cfg)`; `phenomon run` and `phenomon experiment` then start those runs, all in one comparison group.
     sweep: Callable[[Any], tuple] | None = None
+    # A sweep run's relative cost from its value (e.g. a width's parameter count): the launcher starts the costliest
+    # first, so the last run to finish is not the largest one started last. None: the runs start in the given order.
+    sweep_cost: Callable[[Any], float] | None = None
     # The claim (from the position paper's table and its sources) an experiment checks: the report's figure caption
     claim: str = ""
     # (metric, legend) pairs the report's outcome figure draws against a sweep field in place of test/train error

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from phenomon import store
-from phenomon.config import UsageError, config_hash, to_dict
+from phenomon.config import UsageError, check_accelerator, config_hash, to_dict
 from phenomon.registry import Phenomenon, run_config_diff
 from phenomon.session import Killed, RunOutput, Session
 
@@ -49,17 +49,6 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     # a warning in a headless run is one line, not the warning plus the source line that raised it
     warnings.formatwarning = lambda message, category, *args, **kw: f"{message}\n"
-
-
-def resolve_accelerator(name: str) -> str:
-    if name not in ("auto", "cpu", "gpu"):
-        raise UsageError(f"unknown accelerator {name!r}; valid: auto, cpu, gpu")
-    if name == "gpu":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise UsageError("--accelerator gpu: no CUDA device is available here (use auto or cpu)")
-    return name
 
 
 @dataclass
@@ -164,7 +153,7 @@ def run(ph: Phenomenon, cfg, opts: RunOptions, argv: list[str] | None = None) ->
     import torch
 
     quiet_lightning()
-    opts.accelerator = resolve_accelerator(opts.accelerator)
+    opts.accelerator = check_accelerator(opts.accelerator)
     if opts.threads < 1:
         raise UsageError(f"--threads must be >= 1, got {opts.threads}")
     check_signals(opts.signals)

@@ -31,9 +31,10 @@ def _launch_id() -> str:
 class Child:
     label: str
     spec: RunSpec
-    proc: object = None  # the engine's handle once started (subprocess.Popen for local)
+    proc: object = None  # the engine's handle once started (a warm handle or subprocess.Popen for local)
     info: store.RunInfo | None = None
     launch_id: str = field(default_factory=_launch_id)
+    cost: float = 0.0  # relative cost: queued children start costliest first (ties in the given order)
 
     def refresh(self, root: Path) -> None:
         """Read this child's run again (its launch record first, then its directory alone)."""
@@ -99,11 +100,12 @@ def run_parallel(children: list[Child], root: Path, max_parallel: int | None = N
     max_parallel = max_parallel or engine.default_parallel() or len(children)
     tty = out.isatty()
     drawn, last_plain = 0, 0.0
+    queue = sorted(children, key=lambda c: -c.cost)  # stable: with no costs, the given order; drawn in that order
     prev = _stop_children_on_signals()
     try:
         while True:
             running = [c for c in children if c.proc is not None and c.proc.poll() is None]
-            for c in children:
+            for c in queue:
                 if c.proc is None and len(running) < max_parallel:
                     c.spec = replace(c.spec, launch_id=c.launch_id, engine=engine.name)
                     c.proc = engine.launch(c.spec, root / ".logs")

@@ -231,3 +231,36 @@ def test_without_ray_installed_the_ray_engine_names_the_install_command(monkeypa
     assert cli.main(["run", "grokking", "--engine", "ray", "--runs", str(runs)]) == 2
     err = capsys.readouterr().err
     assert "pip install 'phenomon[ray]'" in err and err.count("\n") == 1
+
+
+def test_queued_runs_start_costliest_first_and_are_drawn_in_the_given_order(runs):
+    started = []
+
+    class Done:
+        pid = 0
+
+        def poll(self):
+            return 0
+
+    class Recorder:
+        name = "recorder"
+
+        def launch(self, spec, log_dir):
+            started.append(spec.sets[0])
+            return Done()
+
+        def default_parallel(self):
+            return 1
+
+    children = [Child(f"width {w}", RunSpec("double_descent", sets=(f"width={w}",), root=runs), cost=w * w)
+                for w in (8, 384, 16, 384, 64)]
+    out = io.StringIO()
+    run_parallel(children, runs, engine=Recorder(), out=out, poll_s=0.01)
+    assert started == ["width=384", "width=384", "width=64", "width=16", "width=8"]  # ties keep the given order
+    assert [line.split()[1] for line in out.getvalue().splitlines()[:5]] == ["8", "384", "16", "384", "64"]
+
+
+def test_the_double_descent_sweep_starts_its_widest_runs_first():
+    ph = registry.get("double_descent")
+    widths = ph.resolve().widths
+    assert sorted(widths, key=lambda w: -ph.sweep_cost(w)) == sorted(widths, reverse=True)

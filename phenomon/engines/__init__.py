@@ -1,10 +1,11 @@
-"""Where runs execute: `local` (detached `phenomon run` processes on this machine, the default) or `ray` (Ray Core
-tasks on a cluster, warm workers). Both run the same runner into the same runs root; the launcher watches its runs
-through the store, matched by a launch id in each manifest, never by a pid.
+"""Where runs execute: `local` (detached `phenomon run` processes on this machine, the default, forked warm from a
+server that has done the imports: `phenomon.engines.warm`) or `ray` (Ray Core tasks on a cluster, warm workers).
+Both run the same runner into the same runs root; the launcher watches its runs through the store, matched by a
+launch id in each manifest, never by a pid.
 
 An engine's `launch(spec, log_dir)` returns a handle with the part of `subprocess.Popen`'s interface the sweep and
 the monitor use: `poll()`, `wait(timeout)`, `terminate()` (a stop that lets the run mark itself killed), `kill()`,
-`pid` (for display). Ray is imported only when the ray engine is chosen.
+`send_signal()`, `pid` (for display). Ray is imported only when the ray engine is chosen.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ def new_launch_id() -> str:
 
 
 class LocalEngine:
-    """Today's launcher: each run a detached `phenomon run` process (its own session: it outlives the caller)."""
+    """Each run a detached `phenomon run` process (its own session: it outlives the caller), forked warm from a server
+    that has imported torch and Lightning once (cold, one interpreter per run, with PHENOMON_WARM=0)."""
 
     name = "local"
 

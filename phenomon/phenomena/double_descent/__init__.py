@@ -37,4 +37,5 @@ PHENOMENON = register(Phenomenon(
     outcome="final/test_error",
     outcome_moves=0.03,  # a sweep's error moves by points, not by the 0→1 of an accuracy jump
     sweep=lambda cfg: cfg.widths,
+    sweep_cost=lambda width: width * width + 52 * width,  # the MLP's parameters: the widest runs take longest
 ))
