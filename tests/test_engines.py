@@ -165,7 +165,7 @@ def test_a_remote_heartbeat_that_stops_changing_is_dead_by_the_observers_clock_w
     assert store.run_info(d, obs).state == "running", "...it moved: alive"
     clock.t += store.DEAD_AFTER_S + 1  # and now it has not moved for longer than DEAD_AFTER_S of our time
     info = store.run_info(d, obs)
-    assert info.state == "dead" and "unchanged for 61 s (observed here)" in info.dead_reason()
+    assert info.state == "dead" and "unchanged for 60 s (observed here)" in info.dead_reason()
 
 
 def test_a_remote_heartbeat_seen_to_advance_is_alive_even_when_its_clock_is_an_hour_behind(runs):
@@ -264,3 +264,16 @@ def test_the_double_descent_sweep_starts_its_widest_runs_first():
     ph = registry.get("double_descent")
     widths = ph.resolve().widths
     assert sorted(widths, key=lambda w: -ph.sweep_cost(w)) == sorted(widths, reverse=True)
+
+
+def test_dead_and_skew_notes_move_in_coarse_steps():
+    """The runs table re-renders every cell when any cell changes: a note counting seconds made an idle monitor
+    re-render its table every second for each dead run (issue 12)."""
+    from phenomon.store.runs import _liveness
+
+    m = {"host": "elsewhere", "pid": 1}
+    notes = {_liveness(m, None, still_s=s)[1] for s in (61, 63.5, 69.9)}
+    assert len(notes) == 1 and "60 s" in notes.pop()
+    assert _liveness(m, None, still_s=61)[1] != _liveness(m, None, still_s=71)[1]
+    skews = {_liveness(m, -s)[1] for s in (3600.0, 3601.0, 3659.0)}
+    assert len(skews) == 1, skews

@@ -80,12 +80,16 @@ class RunInfo:
         return f"pid {m.get('pid')} on {m.get('host')} is gone; last heartbeat {age}"
 
 
-def _ago(age: float) -> str:
-    """A coarse age (10 s steps, then minutes, then hours): a table showing it changes rarely, not every second
+def _span(age: float) -> str:
+    """A coarse duration (10 s steps, then minutes, then hours): a table showing it changes rarely, not every second
     (a monitor re-renders its whole runs table on any change; issue 12)."""
     if age < 120:
-        return f"{int(age // 10) * 10} s ago"
-    return f"{int(age // 60)} min ago" if age < 7200 else f"{int(age // 3600)} h ago"
+        return f"{int(age // 10) * 10} s"
+    return f"{int(age // 60)} min" if age < 7200 else f"{int(age // 3600)} h"
+
+
+def _ago(age: float) -> str:
+    return f"{_span(age)} ago"
 
 
 def _pid_alive(pid: int) -> bool:
@@ -123,11 +127,11 @@ def _liveness(m: dict, hb_age: float | None, still_s: float | None = None,
     if m.get("host") == socket.gethostname() and valid_pid(m.get("pid")) and not same_process(m):
         return "dead", None
     if still_s is not None and still_s > DEAD_AFTER_S:
-        return "dead", f"heartbeat unchanged for {still_s:.0f} s (observed here); last written on {m.get('host')}"
+        return "dead", f"heartbeat unchanged for {_span(still_s)} (observed here); last written on {m.get('host')}"
     if advanced:
         return "running", None
     if hb_age is not None and hb_age < -SKEW_S:
-        return "skew", f"clock skew: heartbeat {-hb_age:.0f} s in the future"
+        return "skew", f"clock skew: heartbeat {_span(-hb_age)} in the future"
     if hb_age is None or hb_age > DEAD_AFTER_S:
         return "dead", None
     return "running", None
