@@ -82,14 +82,17 @@ class PhenomonApp(LaunchKeys, App[str | None]):
         watcher = StoreWatcher(self.root)
         while not worker.is_cancelled:
             t = time.monotonic()
-            watcher.follow = self._rows_wanted()
+            watcher.follow = follow = self._rows_wanted()
             try:
                 snap = watcher.poll()
             except Exception as e:  # noqa: BLE001 - a bad poll must not stop watching
                 snap = Snapshot(self.root, error=f"watcher: {e.__class__.__name__}: {e}", taken=time.monotonic())
             if snap is not None:
                 self.post_message(StoreChanged(snap))
-            time.sleep(max(0.0, self.poll_s - (time.monotonic() - t)))
+            # the compare screen redraws streamed rows at most once a second: polling it half as often reads each
+            # live run's new segments two at a time (a listing and a split of rows per poll, not per flush)
+            every = 2 * self.poll_s if follow else self.poll_s
+            time.sleep(max(0.0, every - (time.monotonic() - t)))
 
     def _rows_wanted(self) -> frozenset[str] | None:
         """The runs whose new rows the watcher reads: the compared ones while the compare screen is shown (or
