@@ -52,13 +52,13 @@ def main() -> int:
         fr, manifests = dict(snap.frames), {r.id: r.manifest for r in snap.runs}
         panel = timed(lambda: frames.step_series(fr, manifests, "test/acc"), a.repeat)
         lm = timed(lambda: landmarks.for_runs(fr, manifests), a.repeat)
-        cache: dict = {}
+        cache = landmarks.Judged()
         landmarks.for_runs(fr, manifests, cache=cache)
         kept = timed(lambda: landmarks.for_runs(fr, manifests, cache=cache), a.repeat)
 
         def four_new() -> object:  # 4 live runs got rows since: only they are judged again
-            for rid in list(cache)[:4]:
-                cache.pop(rid)
+            for rid in list(cache.verdicts)[:4]:
+                cache.verdicts.pop(rid)
             return landmarks.for_runs(fr, manifests, cache=cache)
 
         live = timed(four_new, a.repeat)

@@ -105,32 +105,19 @@ class Judged:
         self.verdicts[rid] = (rows, verdict)
         self.due[rid] = time.monotonic() + max(self.min_wait, cost * max(1, n_live) / DUTY)
 
-    def __contains__(self, rid) -> bool:
-        return rid in self.verdicts
 
-    def __getitem__(self, rid):
-        return self.verdicts[rid]
-
-
-def _verdict(ph, frames, manifests, rid, names, cache, live: frozenset = frozenset()):
-    """One run's criterion on its rows. With a `cache` (a `Judged`, or a plain dict run id -> (rows, verdict)) a
-    run whose rows did not change since (finished runs: all of them) is not judged again, nor is a live run before
-    its turn (`Judged`)."""
+def _verdict(ph, frames, manifests, rid, names, cache: Judged | None, live: frozenset = frozenset()):
+    """One run's criterion on its rows. With a `cache` a run whose rows did not change since (finished runs: all of
+    them) is not judged again, nor is a live run before its turn."""
     run = frames[rid]
     rows = tuple(run[n].height for n in sorted(names) if n in run)
-    if isinstance(cache, Judged):
-        hit = cache.get(rid, rows, rid in live)
-        if hit is not None:
-            return hit[1]
-    elif cache is not None and rid in cache and cache[rid][0] == rows:
-        return cache[rid][1]
+    if cache is not None and (hit := cache.get(rid, rows, rid in live)) is not None:
+        return hit[1]
     t = time.perf_counter()
     cfg = _cfg(ph, manifests[rid])
     v = None if cfg is None else ph.criterion(_wide(run, names), cfg)
-    if isinstance(cache, Judged):
+    if cache is not None:
         cache.put(rid, rows, v, time.perf_counter() - t, len(live))
-    elif cache is not None:
-        cache[rid] = (rows, v)
     return v
 
 
@@ -170,7 +157,7 @@ def _summary(found: dict[str, list[float]], lines: list[tuple], marks: dict, nou
     return "; ".join(parts)
 
 
-def for_runs(frames, manifests: dict[str, dict], x_axis=None, cache: Judged | dict | None = None,
+def for_runs(frames, manifests: dict[str, dict], x_axis=None, cache: Judged | None = None,
              live=frozenset()) -> Landmarks:
     """Markers and a verdict line per configuration of the compared runs (one phenomenon: the first run's). Drawn
     on the phenomenon's own x axis; on another (a sweep seen over steps) the verdicts stay and the markers go.

@@ -137,11 +137,11 @@ class CompareScreen(Screen):
         self._again = False
         self._view: tuple = ()  # what the user chose when panels were last computed (runs, smoothing, ...)
         self._computed_at = 0.0
-        self._compute_s = 0.0  # CPU seconds the last series computation took (its worker thread)
+        self._compute_s = 0.0  # CPU seconds the last computation took in its worker (series and landmarks)
         self._deferred = None  # a timer for rows that came within LIVE_EVERY_S of the last computation
         self._landmarks = landmarks.Landmarks()
-        self._verdicts = landmarks.Judged()
-        self._landmarks_lock = threading.Lock()  # a run is judged again only on new rows, a live one in its turn
+        self._verdicts = landmarks.Judged()  # a run is judged again only on new rows, a live one in its turn
+        self._landmarks_lock = threading.Lock()  # one landmarks computation at a time: they share the verdicts
         self._signals: list[str] = []  # the picker's list as last computed
         self.set_class(self.app.size.height < COMPACT_BELOW, "-compact")  # the first panels already fit (no resize yet)
         self._update()
