@@ -130,10 +130,6 @@ def _smoothed_tail(f: pl.DataFrame, after: float, alpha: float, prev: float | No
     chunks costs O(rows) per call, which made the monitor's CPU grow with the runs' length (issue 12)."""
     if start is None:
         start = 0 if after == -math.inf else f["step"].search_sorted(int(after), side="right")
-    elif after != -math.inf:  # rows may have come after `after` since: skip those at or before it
-        head = f["step"].slice(start, 64).to_numpy()
-        k = int(np.searchsorted(head, after, side="right"))
-        start = start + k if k < len(head) else f["step"].search_sorted(int(after), side="right")
     t = f.slice(start)
     raw, value = t["step"].to_numpy(), t["value"].to_numpy()  # a null value reads as NaN (the writer stores no NaN)
     ok = ~np.isnan(value)
