@@ -65,6 +65,85 @@ def least_squares_head(feats: torch.Tensor, targets: torch.Tensor, ridge: float 
     return w.T.to(feats.dtype).to(feats.device)
 
 
+def _mlp_layers(net: nn.Module) -> list[nn.Linear] | None:
+    """The Linear layers of a Linear-ReLU-…-Linear stack with every parameter trained and no hooks; else None."""
+    mods = list(net.children()) if type(net) in (MLP, nn.Sequential) else []
+    if len(mods) < 1 or len(mods) % 2 != 1:
+        return None
+    for i, m in enumerate(mods):
+        want = nn.Linear if i % 2 == 0 else nn.ReLU
+        if type(m) is not want or m._forward_hooks or m._forward_pre_hooks or m._backward_hooks:
+            return None
+        if i % 2 == 0 and (m.bias is None or not all(p.requires_grad for p in m.parameters())):
+            return None
+    return mods[::2]
+
+
+def analytic_ok(module: "WidthModule", opt: torch.optim.Optimizer) -> bool:
+    """Whether `sgd_epoch` trains `module` exactly as autograd and `opt.step()` would: a plain MLP, the base
+    cross-entropy loss, plain SGD (momentum and weight decay allowed; no dampening, Nesterov or maximize) over
+    exactly the net's parameters, and no autocast."""
+    layers = _mlp_layers(module.net)
+    if layers is None or type(module).loss is not WidthModule.loss or type(opt) is not torch.optim.SGD:
+        return False
+    if torch.is_autocast_enabled() or len(opt.param_groups) != 1:
+        return False
+    g = opt.param_groups[0]
+    if g.get("nesterov") or g.get("dampening") or g.get("maximize"):
+        return False
+    return [id(p) for p in g["params"]] == [id(p) for m in layers for p in (m.weight, m.bias)]
+
+
+def sgd_epoch(net: nn.Module, opt: torch.optim.SGD, xs: torch.Tensor, ys: torch.Tensor,
+              num_classes: int) -> torch.Tensor:
+    """Minibatch SGD over one epoch of an MLP (`analytic_ok`) with the gradients written out instead of autograd.
+
+    Cross-entropy's gradient is (softmax − one-hot)/batch; each Linear's is gᵀh and Σg, and each ReLU passes g where
+    its output is positive (`threshold_backward`, what autograd runs). The update is torch's SGD: d = g + wd·p,
+    momentum buffer b ← μb + d (b = d at the first step), p ← p − lr·b, with the buffers kept in `opt.state`, so
+    a later `opt.step()` carries on. Autograd's per-op bookkeeping is most of a small MLP's step: this is ~2.4× faster
+    at width 8 and 1.3× at 384 on one CPU thread (same updates to float rounding). Returns the last minibatch's loss.
+    """
+    layers = _mlp_layers(net)
+    params = [p for m in layers for p in (m.weight, m.bias)]
+    group = opt.param_groups[0]
+    lr, mom, wd = group["lr"], group["momentum"], group["weight_decay"]
+    bufs = [opt.state[p].get("momentum_buffer") for p in params] if mom else []
+    fresh = mom and any(b is None for b in bufs)
+    inv_b = 1.0 / xs.shape[1]
+    with torch.no_grad():
+        onehots = F.one_hot(ys, num_classes).to(xs.dtype)  # (steps, batch, classes), once per epoch
+        for x, oh in zip(xs, onehots):
+            hs = [x]
+            for i, m in enumerate(layers):
+                z = torch.addmm(m.bias, hs[-1], m.weight.t())
+                hs.append(z.relu_() if i < len(layers) - 1 else z)
+            logits = hs.pop()
+            g = torch.softmax(logits, 1).sub_(oh).mul_(inv_b)
+            grads: list[torch.Tensor] = []
+            for i in range(len(layers) - 1, -1, -1):
+                h = hs[i]
+                grads += [g.sum(0), g.t().mm(h)]  # bias, weight (reversed below)
+                if i:
+                    g = torch.ops.aten.threshold_backward(g.mm(layers[i].weight), h, 0)
+            grads.reverse()
+            ds = torch._foreach_add(grads, params, alpha=wd) if wd else grads
+            if not mom:
+                torch._foreach_add_(params, ds, alpha=-lr)
+                continue
+            if fresh:
+                bufs, fresh = [d.clone() for d in ds], False
+            else:
+                torch._foreach_mul_(bufs, mom)
+                torch._foreach_add_(bufs, ds)
+            torch._foreach_add_(params, bufs, alpha=-lr)
+        for p, d in zip(params, grads):
+            p.grad = d  # as autograd and SGD leave them: the last minibatch's gradients
+        for p, b in zip(params, bufs):
+            opt.state[p]["momentum_buffer"] = b
+        return F.cross_entropy(logits, ys[-1])  # the last minibatch's, before its update (as the autograd loop)
+
+
 class WidthModule(L.LightningModule):
     """Cross-entropy minibatch training with SGD + momentum (the model-wise double descent recipe).
 
@@ -74,6 +153,8 @@ class WidthModule(L.LightningModule):
     is now paid once per epoch. `global_step` still counts minibatch steps: rows, signals, `max_steps` and `epochs`
     read it as before.
     """
+
+    analytic = True  # train a plain MLP with `sgd_epoch` (the same updates without autograd); False: autograd
 
     def __init__(self, net: nn.Module, lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 0.0,
                  steps_per_epoch: int = 1, num_classes: int = 10):
@@ -109,6 +190,10 @@ class WidthModule(L.LightningModule):
             xs, ys = xs[: self.trainer.max_steps - self.global_step], ys[: self.trainer.max_steps - self.global_step]
         # the torch optimizer itself: Lightning's wrapper costs ~10% of a width-16 step; its count is kept below
         opt, loss = self.optimizers().optimizer, None
+        if len(xs) and self.analytic and analytic_ok(self, opt):
+            loss = sgd_epoch(self.net, opt, xs, ys, self.num_classes)
+            self._count_steps(len(xs))
+            return loss
         for x, y in zip(xs, ys):
             loss = self._common_step((x, y), "fit")
             opt.zero_grad(set_to_none=True)

@@ -4,6 +4,7 @@ implicit device."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import io
 import os
@@ -21,6 +22,7 @@ from torch.overrides import TorchFunctionMode
 
 from phenomon import registry, runner, store
 from phenomon.datamodules.mnist1d import EpochBatches, ShuffledBatches
+from phenomon.models.double_descent import MLP, WidthModule, analytic_ok, sgd_epoch
 from phenomon.phenomena.double_descent.training import build_module, datamodule
 
 DD = registry.get("double_descent")
@@ -78,6 +80,72 @@ def test_a_run_trains_exactly_the_plain_minibatch_loop(tmp_path):
     assert plain[160]["train/error"] < 0.5, "the tiny config learns: equality of two untrained runs proves little"
     final = frame.filter(pl.col("final/step").is_not_null())
     assert final["final/step"].to_list() == [160.0] and final["final/test_error"][0] == ev["test/error"][-1]
+
+
+def _autograd_epoch(net, opt, xs, ys):
+    for x, y in zip(xs, ys):
+        loss = F.cross_entropy(net(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return loss
+
+
+@pytest.mark.parametrize("depth,momentum,weight_decay", [(2, 0.9, 0.0), (3, 0.9, 5e-3), (1, 0.0, 1e-3)])
+def test_the_analytic_step_makes_the_updates_autograd_and_sgd_make(depth, momentum, weight_decay):
+    torch.manual_seed(0)
+    a = MLP(12, 16, 10, depth)
+    b = copy.deepcopy(a)
+    xs, ys = torch.randn(25, 40, 12), torch.randint(0, 10, (25, 40))
+    oa, ob = (torch.optim.SGD(n.parameters(), lr=0.05, momentum=momentum, weight_decay=weight_decay) for n in (a, b))
+    for _ in range(3):  # epochs: momentum buffers carry over through the optimizer's state
+        la, lb = _autograd_epoch(a, oa, xs, ys), sgd_epoch(b, ob, xs, ys, 10)
+        assert float(lb) == pytest.approx(float(la), abs=1e-6), "the last minibatch's loss, before its update"
+    for p, q in zip(a.parameters(), b.parameters()):
+        assert torch.allclose(p, q, atol=1e-6) and torch.allclose(p.grad, q.grad, atol=1e-6)
+    assert not torch.allclose(a[0].weight, MLP(12, 16, 10, depth)[0].weight), "it trained"
+    oa.step(), ob.step()  # a later torch step carries on from the same momentum buffers
+    assert all(torch.allclose(p, q, atol=1e-6) for p, q in zip(a.parameters(), b.parameters()))
+
+
+def test_a_run_uses_the_analytic_step_and_autograd_gives_the_same_rows(tmp_path, monkeypatch):
+    import phenomon.models.double_descent as dd
+
+    calls = []
+    real = dd.sgd_epoch
+    monkeypatch.setattr(dd, "sgd_epoch", lambda *a: calls.append(1) or real(*a))
+    fast = _run(tmp_path / "fast", signals=(), invariance=False)
+    assert len(calls) == TINY.epochs, "one analytic call per epoch"
+    monkeypatch.setattr(dd.WidthModule, "analytic", False)
+    slow = _run(tmp_path / "slow", signals=(), invariance=False)
+    assert len(calls) == TINY.epochs, "analytic = False trains with autograd"
+    for name in ("train/loss", "test/error", "val/loss"):
+        assert fast[name].drop_nulls().to_list() == pytest.approx(slow[name].drop_nulls().to_list(), abs=1e-5)
+
+
+class _SquaredError(WidthModule):
+    def loss(self, logits, y):
+        return F.mse_loss(logits, F.one_hot(y, 10).float())
+
+
+def test_what_the_analytic_step_does_not_cover_trains_with_autograd():
+    def ok(module, opt=None):
+        return analytic_ok(module, opt or torch.optim.SGD(module.parameters(), lr=0.1, momentum=0.9))
+
+    assert ok(WidthModule(MLP(12, 8, 10)))
+    assert not ok(_SquaredError(MLP(12, 8, 10))), "another loss"
+    m = WidthModule(MLP(12, 8, 10))
+    assert not ok(m, torch.optim.Adam(m.parameters())), "another optimiser"
+    assert not ok(m, torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9, nesterov=True)), "Nesterov"
+    assert not ok(m, torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9, dampening=0.5)), "dampening"
+    assert not ok(m, torch.optim.SGD(list(m.parameters())[:2], lr=0.1)), "not every parameter trained"
+    assert not ok(WidthModule(torch.nn.Sequential(torch.nn.Linear(12, 8), torch.nn.Tanh(), torch.nn.Linear(8, 10))))
+    frozen = MLP(12, 8, 10)
+    frozen[0].weight.requires_grad_(False)
+    assert not ok(WidthModule(frozen)), "a frozen layer"
+    hooked = MLP(12, 8, 10)
+    hooked[1].register_forward_hook(lambda *a: None)
+    assert not ok(WidthModule(hooked)), "a hook"
 
 
 def test_signals_and_nulls_are_logged_at_the_same_steps_as_per_minibatch_training(tmp_path):
