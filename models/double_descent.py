@@ -101,47 +101,52 @@ def sgd_epoch(net: nn.Module, opt: torch.optim.SGD, xs: torch.Tensor, ys: torch.
     Cross-entropy's gradient is (softmax − one-hot)/batch; each Linear's is gᵀh and Σg, and each ReLU passes g where
     its output is positive (`threshold_backward`, what autograd runs). The update is torch's SGD: d = g + wd·p,
     momentum buffer b ← μb + d (b = d at the first step), p ← p − lr·b, with the buffers kept in `opt.state`, so
-    a later `opt.step()` carries on. Autograd's per-op bookkeeping is most of a small MLP's step: this is ~2.4× faster
-    at width 8 and 1.3× at 384 on one CPU thread (same updates to float rounding). Returns the last minibatch's loss.
+    a later `opt.step()` carries on. The logits are computed transposed, (classes, batch): torch's softmax over a
+    row of 10 costs ~23 µs on a CPU thread, over a column 2.6 µs. Autograd's per-op bookkeeping is most of a small
+    MLP's step: this is ~3× faster at width 8 and 1.3× at 384 on one CPU thread (same updates to float rounding).
+    Returns the last minibatch's loss, before its update.
     """
     layers = _mlp_layers(net)
     params = [p for m in layers for p in (m.weight, m.bias)]
+    *hidden, last = layers
     group = opt.param_groups[0]
     lr, mom, wd = group["lr"], group["momentum"], group["weight_decay"]
     bufs = [opt.state[p].get("momentum_buffer") for p in params] if mom else []
-    fresh = mom and any(b is None for b in bufs)
-    inv_b = 1.0 / xs.shape[1]
+    fresh = bool(mom) and any(b is None for b in bufs)
+    inv_b, n = 1.0 / xs.shape[1], len(xs)
     with torch.no_grad():
-        onehots = F.one_hot(ys, num_classes).to(xs.dtype)  # (steps, batch, classes), once per epoch
-        for x, oh in zip(xs, onehots):
-            hs = [x]
-            for i, m in enumerate(layers):
-                z = torch.addmm(m.bias, hs[-1], m.weight.t())
-                hs.append(z.relu_() if i < len(layers) - 1 else z)
-            logits = hs.pop()
-            g = torch.softmax(logits, 1).sub_(oh).mul_(inv_b)
-            grads: list[torch.Tensor] = []
-            for i in range(len(layers) - 1, -1, -1):
-                h = hs[i]
-                grads += [g.sum(0), g.t().mm(h)]  # bias, weight (reversed below)
+        onehots = F.one_hot(ys, num_classes).to(xs.dtype).transpose(1, 2).contiguous()  # (steps, classes, batch)
+        last_b = last.bias.unsqueeze(1)  # a view: follows the in-place updates
+        for k in range(n):
+            hs = [xs[k]]
+            for m in hidden:
+                hs.append(torch.addmm(m.bias, hs[-1], m.weight.t()).relu_())
+            logits_t = torch.addmm(last_b, last.weight, hs[-1].t())  # (classes, batch)
+            g_t = torch.softmax(logits_t, 0).sub_(onehots[k]).mul_(inv_b)
+            grads = [g_t.mm(hs[-1]), g_t.sum(1)]  # the last layer's weight and bias; earlier layers prepended
+            g = torch.ops.aten.threshold_backward(g_t.t().mm(last.weight), hs[-1], 0)
+            for i in range(len(hidden) - 1, -1, -1):
+                grads[:0] = [g.t().mm(hs[i]), g.sum(0)]
                 if i:
-                    g = torch.ops.aten.threshold_backward(g.mm(layers[i].weight), h, 0)
-            grads.reverse()
-            ds = torch._foreach_add(grads, params, alpha=wd) if wd else grads
+                    g = torch.ops.aten.threshold_backward(g.mm(hidden[i].weight), hs[i], 0)
+            if k == n - 1:
+                last_grads = [d.clone() for d in grads]  # left in p.grad, as autograd leaves them
+            if wd:
+                torch._foreach_add_(grads, params, alpha=wd)  # d = g + wd·p
             if not mom:
-                torch._foreach_add_(params, ds, alpha=-lr)
+                torch._foreach_add_(params, grads, alpha=-lr)
                 continue
             if fresh:
-                bufs, fresh = [d.clone() for d in ds], False
+                fresh = False
             else:
-                torch._foreach_mul_(bufs, mom)
-                torch._foreach_add_(bufs, ds)
+                torch._foreach_add_(grads, bufs, alpha=mom)  # b ← d + μb, written into d (a fresh tensor)
+            bufs = grads
             torch._foreach_add_(params, bufs, alpha=-lr)
-        for p, d in zip(params, grads):
-            p.grad = d  # as autograd and SGD leave them: the last minibatch's gradients
+        for p, d in zip(params, last_grads):
+            p.grad = d
         for p, b in zip(params, bufs):
             opt.state[p]["momentum_buffer"] = b
-        return F.cross_entropy(logits, ys[-1])  # the last minibatch's, before its update (as the autograd loop)
+        return F.cross_entropy(logits_t.t(), ys[-1])
 
 
 class WidthModule(L.LightningModule):
