@@ -88,6 +88,30 @@ def test_incremental_reader_does_not_reread_old_segments(runs, monkeypatch):
     assert read == [store.seg_name(1, 2)]
 
 
+def test_contiguous_new_segments_are_read_in_one_call_and_a_bad_one_among_them_is_still_named(runs, monkeypatch):
+    w = _writer(runs)
+    w.log({"x": 0.0}, step=0)
+    w.flush()
+    reader = store.IncrementalReader(runs / "r1")
+    reader.poll()
+    for i in range(1, 5):
+        w.log({"x": float(i)}, step=i)
+        w.flush()
+    batches, singles = [], []
+    real_many, real_one = store.segments.read_segments, store.segments.read_segment
+    monkeypatch.setattr(store.segments, "read_segments", lambda ps, *a: batches.append(len(ps)) or real_many(ps, *a))
+    monkeypatch.setattr(store.segments, "read_segment", lambda p, *a: singles.append(p.name) or real_one(p, *a))
+    assert reader.poll()["step"].to_list() == [1, 2, 3, 4], "each new row once, in order"
+    assert batches == [4] and singles == [], "four flushes, one read"
+    for i in range(5, 8):
+        w.log({"x": float(i)}, step=i)
+        w.flush()
+    w._stop.set()
+    (runs / "r1" / "metrics" / store.seg_name(6, 7)).write_bytes(b"PAR1 this is not parquet")
+    assert reader.poll()["step"].to_list() == [5, 7], "the bad file's row skipped, the others kept"
+    assert len(singles) == 3 and any("unreadable" in p and store.seg_name(6, 7) in p for p in reader.problems)
+
+
 def test_corrupt_segment_is_reported_and_skipped(runs):
     w = _writer(runs)
     for i in range(3):

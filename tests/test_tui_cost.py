@@ -35,6 +35,56 @@ def test_watcher_keeps_live_frames_compact(runs):
     assert f["step"].is_sorted()
 
 
+def test_a_followed_live_run_is_read_every_rows_every_and_at_once_when_it_ends(runs, monkeypatch):
+    """While compare is shown the watcher reads a live run's flushes together, at most every `rows_every` seconds;
+    every row still arrives once, and a run that ended is read on the next poll."""
+    import phenomon.tui.watcher as watcher_mod
+
+    d = make_run(runs, status="running", steps=20)
+    w = StoreWatcher(runs)
+    w.poll()
+    start = w._frames[d.name]["test/acc"].height
+    clock = [time.monotonic() + 100.0]
+    monkeypatch.setattr(watcher_mod.time, "monotonic", lambda: clock[0])
+    w.follow, w.rows_every = frozenset({d.name}), 2.0
+    w.poll()  # read now (long since the last read): the clock starts here
+    writer = store.RunWriter(d, store.read_manifest(d), background=False)
+    seen = []
+    for step, dt in ((30, 0.5), (40, 0.5), (50, 0.5), (60, 0.6)):
+        writer.log({"test/acc": 0.5}, step)
+        writer.flush()
+        clock[0] += dt
+        w.poll()
+        seen.append(w._frames[d.name]["test/acc"].height - start)
+    assert seen == [0, 0, 0, 4], "four flushes read in one go, 2.1 s after the last read"
+    writer.log({"test/acc": 0.9}, 70)
+    writer.close("finished")
+    clock[0] += 0.1
+    w.poll()
+    assert w._frames[d.name]["test/acc"]["step"].to_list()[-5:] == [30, 40, 50, 60, 70], "ended: read at once"
+
+
+def test_while_compare_is_shown_a_manifest_that_only_counts_rows_makes_no_snapshot(runs):
+    """Compare draws rows and states: a writer's manifest updates (progress, row count) post nothing there, and
+    the runs table gets them with the first poll after it."""
+    d = make_run(runs, status="running", steps=20)
+    w = StoreWatcher(runs)
+    w.poll()
+    w.follow = frozenset({"some-other-run"})  # compare shows other runs; this one's rows are not read
+    writer = store.RunWriter(d, store.read_manifest(d), background=False)
+    writer.log({"test/acc": 0.5}, 30)
+    writer.update(progress={"step": 30, "max_steps": 20})
+    writer.flush()
+    assert w.poll() is None, "only progress and rows changed"
+    w.follow = frozenset()  # the runs table again
+    snap = w.poll()
+    assert snap is not None and snap.run(d.name).manifest["progress"]["step"] == 30
+    w.follow = frozenset({"some-other-run"})
+    writer.close("failed", error="boom")
+    snap = w.poll()
+    assert snap is not None and snap.run(d.name).state == "failed", "a state change is shown on compare too"
+
+
 def _counting(monkeypatch) -> list[str]:
     calls: list[str] = []
     real = frames.step_series

@@ -18,6 +18,7 @@ from phenomon.tui import launches
 from phenomon.tui.launch_keys import LaunchKeys
 from phenomon.tui.launches import launch
 from phenomon.tui.messages import Snapshot, StoreChanged
+from phenomon.tui.screens import compare as compare_screen
 from phenomon.tui.screens.compare import CompareScreen
 from phenomon.tui.screens.confirm import ConfirmScreen
 from phenomon.tui.screens.detail import DetailScreen
@@ -83,14 +84,15 @@ class PhenomonApp(LaunchKeys, App[str | None]):
         while not worker.is_cancelled:
             t = time.monotonic()
             watcher.follow = follow = self._rows_wanted()
+            # a live run's rows at half the panels' redraw pace: two flushes or so per read (writers flush ~1/s)
+            watcher.rows_every = 2 * compare_screen.LIVE_EVERY_S if follow else 0.0
             try:
                 snap = watcher.poll()
             except Exception as e:  # noqa: BLE001 - a bad poll must not stop watching
                 snap = Snapshot(self.root, error=f"watcher: {e.__class__.__name__}: {e}", taken=time.monotonic())
             if snap is not None:
                 self.post_message(StoreChanged(snap))
-            # the compare screen redraws streamed rows at most once a second: polling it half as often reads each
-            # live run's new segments two at a time (a listing and a split of rows per poll, not per flush)
+            # while compare is shown the manifests (status line, runs' states) are polled half as often
             every = 2 * self.poll_s if follow else self.poll_s
             time.sleep(max(0.0, every - (time.monotonic() - t)))
 

@@ -38,6 +38,11 @@ class StoreWatcher:
         # A run is read in full once when first listed, so a later compare starts from rows already held and only
         # catches up on what it missed (a writer's merges keep that to a few files per run).
         self.follow: frozenset[str] | None = None
+        # followed runs that are still being written have their new segments read at most this often (0: on every
+        # poll), all in the same poll: several flushes of a run are read, split and appended as one, and the compare
+        # screen redraws once for all of them. A run that ended is read at once: its last rows and its landmarks.
+        self.rows_every = 0.0
+        self._rows_at = -float("inf")  # when followed live runs were last read
         self._readers: dict[str, store.IncrementalReader] = {}
         self._frames: dict[str, dict[str, pl.DataFrame]] = {}  # run id -> metric name -> (step, value, round)
         self._seen: dict[str, tuple] = {}
@@ -56,6 +61,9 @@ class StoreWatcher:
         changed = False
         now = time.monotonic()
         follow = self.follow
+        due = now - self._rows_at >= self.rows_every
+        if due:
+            self._rows_at = now
         for r in runs:
             reader = self._readers.get(r.id) or self._readers.setdefault(
                 r.id, store.IncrementalReader(r.dir, columns=READ))
@@ -66,6 +74,8 @@ class StoreWatcher:
             if r.id in self._frames and isinstance(said, int) and reader.offset >= said and (
                     ended or now - self._listed.get(r.id, 0.0) < RELIST_S):
                 continue  # nothing new (or, while it runs, nothing the manifest knows of): no listing of segments
+            if r.id in self._frames and not ended and not due:
+                continue  # read with the next flushes
             self._listed[r.id] = now
             try:
                 new = reader.poll()
@@ -83,10 +93,15 @@ class StoreWatcher:
             self._readers.pop(rid, None)
             self._listed.pop(rid, None)
             changed = True
-        seen = {r.id: (r.state, *(r.manifest.get(k) for k in ("status", "progress", "verdict", "error", "rows",
+        seen = {r.id: (r.state, *(r.manifest.get(k) for k in ("status", "verdict", "error", "progress", "rows",
                                                                "summary"))) for r in runs}
-        changed |= seen != self._seen
-        self._seen = seen
+        if follow:  # compare shown: it draws rows and states, not progress, row counts or summaries; the other
+            # screens get those with the first snapshot after it (the last one emitted is what `_seen` holds)
+            changed |= {k: v[:4] for k, v in seen.items()} != {k: v[:4] for k, v in self._seen.items()}
+        else:
+            changed |= seen != self._seen
+        if changed:
+            self._seen = seen
         problems = tuple(errors) + tuple(p for rd in self._readers.values() for p in rd.problems)
         if not changed and self._last is not None and self._last.error is None and problems == self._last.problems:
             return None

@@ -15,6 +15,16 @@ from phenomon.store.segments import Segment, StoreWarning, cover, empty_rows, li
 
 def _read_chain(chain: Iterable[Segment], start: int, problems: list[str],
                 columns: Sequence[str] | None) -> tuple[list, int]:
+    chain = list(chain)
+    if len(chain) > 1 and chain[0][0] <= start and all(x[1] == y[0] for x, y in zip(chain, chain[1:])):
+        try:  # contiguous files (a live run's recent flushes): one read, checked against the names' row counts
+            df = segments.read_segments([p for _, _, p in chain], columns)
+        except FileNotFoundError:
+            raise  # merged away under us: the caller re-lists
+        except Exception:  # noqa: BLE001 - a bad file among them: read one by one below, which says which
+            df = None
+        if df is not None and df.height == chain[-1][1] - chain[0][0]:
+            return [df.slice(max(0, start - chain[0][0]))], chain[-1][1]
     frames, pos = [], start
     for a, b, p in chain:
         if a > pos:  # no file holds these rows: lost (a deleted or never written segment), said once
