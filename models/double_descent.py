@@ -79,6 +79,11 @@ def _mlp_layers(net: nn.Module) -> list[nn.Linear] | None:
     return mods[::2]
 
 
+def _autocast() -> bool:
+    """Whether autocast is on for any device type (mixed precision): the analytic step is written for one dtype."""
+    return any(torch.is_autocast_enabled(d) for d in ("cpu", "cuda"))
+
+
 def analytic_ok(module: "WidthModule", opt: torch.optim.Optimizer) -> bool:
     """Whether `sgd_epoch` trains `module` exactly as autograd and `opt.step()` would: a plain MLP, the base
     cross-entropy loss, plain SGD (momentum and weight decay allowed; no dampening, Nesterov or maximize) over
@@ -86,7 +91,7 @@ def analytic_ok(module: "WidthModule", opt: torch.optim.Optimizer) -> bool:
     layers = _mlp_layers(module.net)
     if layers is None or type(module).loss is not WidthModule.loss or type(opt) is not torch.optim.SGD:
         return False
-    if torch.is_autocast_enabled() or len(opt.param_groups) != 1:
+    if _autocast() or len(opt.param_groups) != 1:
         return False
     g = opt.param_groups[0]
     if g.get("nesterov") or g.get("dampening") or g.get("maximize"):

@@ -143,6 +143,8 @@ def test_what_the_analytic_step_does_not_cover_trains_with_autograd():
     frozen = MLP(12, 8, 10)
     frozen[0].weight.requires_grad_(False)
     assert not ok(WidthModule(frozen)), "a frozen layer"
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not ok(WidthModule(MLP(12, 8, 10))), "mixed precision"
     hooked = MLP(12, 8, 10)
     hooked[1].register_forward_hook(lambda *a: None)
     assert not ok(WidthModule(hooked)), "a hook"
