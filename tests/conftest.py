@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+# Started as a background job of a non-interactive shell (`pytest ... &`), this process has SIGINT ignored, and every
+# process it starts inherits that: the tests' Ctrl-C to a sweep and Ray's cancel (a SIGINT to its worker) would never
+# arrive. A handler (unlike SIG_IGN) is reset to the default in a started program, so the runs get Ctrl-C again.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--set", "p=23", "--set", "eval_every=10", "--set", "hidden=64", "--set", "d_embed=16"]
