@@ -50,12 +50,13 @@ def plain(cfg, dev: torch.device, analytic: bool = False) -> tuple[float, float]
         if analytic:
             idx = perm[: steps * B].view(steps, B)
             sgd_epoch(net, opt, x[idx], y[idx], dm.num_classes)
-        for i in range(0 if analytic else steps):
-            idx = perm[i * B:(i + 1) * B]
-            loss = F.cross_entropy(net(x[idx]), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+        else:
+            for i in range(steps):
+                idx = perm[i * B:(i + 1) * B]
+                loss = F.cross_entropy(net(x[idx]), y[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
         if epoch % cfg.eval_every == 0:
             with torch.no_grad():
                 for sx, sy in splits:

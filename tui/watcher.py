@@ -93,11 +93,12 @@ class StoreWatcher:
             self._readers.pop(rid, None)
             self._listed.pop(rid, None)
             changed = True
-        seen = {r.id: (r.state, *(r.manifest.get(k) for k in ("status", "verdict", "error", "progress", "rows",
-                                                               "summary"))) for r in runs}
-        if follow:  # compare shown: it draws rows and states, not progress, row counts or summaries; the other
-            # screens get those with the first snapshot after it (the last one emitted is what `_seen` holds)
-            changed |= {k: v[:4] for k, v in seen.items()} != {k: v[:4] for k, v in self._seen.items()}
+        # per run: (what compare draws: its state), (what only the other screens show: progress, rows, summary)
+        seen = {r.id: ((r.state, *(r.manifest.get(k) for k in ("status", "verdict", "error"))),
+                       tuple(r.manifest.get(k) for k in ("progress", "rows", "summary"))) for r in runs}
+        if follow:  # compare shown: the other screens get the rest with the first snapshot after it (the last one
+            # emitted is what `_seen` holds)
+            changed |= {k: v[0] for k, v in seen.items()} != {k: v[0] for k, v in self._seen.items()}
         else:
             changed |= seen != self._seen
         if changed:
