@@ -92,8 +92,9 @@ class PhenomonApp(LaunchKeys, App[str | None]):
                 snap = Snapshot(self.root, error=f"watcher: {e.__class__.__name__}: {e}", taken=time.monotonic())
             if snap is not None:
                 self.post_message(StoreChanged(snap))
-            # while compare is shown the manifests (status line, runs' states) are polled half as often
-            every = 2 * self.poll_s if follow else self.poll_s
+            # while compare is shown the manifests (status line, runs' states) are polled a quarter as often: each
+            # poll lists every run's manifest, and rows are read only every `rows_every` anyway
+            every = 4 * self.poll_s if follow else self.poll_s
             time.sleep(max(0.0, every - (time.monotonic() - t)))
 
     def _rows_wanted(self) -> frozenset[str] | None:
