@@ -194,6 +194,13 @@ class RunsScreen(Screen):
 
     def on_mount(self) -> None:
         self._layout: tuple = ()  # (columns, widths) the table was built with
+        # run id -> (what its row was made from, the row): live runs rewrite their manifests every second or so, and
+        # remaking all rows' cells on each snapshot was most of the runs screen's idle CPU
+        self._made: dict[str, tuple] = {}
+        self._shown: dict[str, tuple] = {}  # run id -> its cells as text, as last put in the table
+        self._sig: tuple = ()  # (rows, width, sort) the table was last filled for
+        self._settings_for: tuple = (None, [])
+        self._table = self.query_one(DataTable)
         bound_table_caches(self.query_one(DataTable))
         self._fill()
 
@@ -249,20 +256,38 @@ class RunsScreen(Screen):
                 str(m.get("seed", "")), Text(r.state, style=STATE_STYLE.get(r.state, "")), progress_bar(m),
                 Text(headline(r)), outcome(r))
 
+    def _made_row(self, r: RunInfo, settings: list[str]) -> tuple:
+        """(what the row is made from, the row), the row made again only when one of those changed: the manifest
+        (the watcher hands back the very same dict while its file is unchanged, held here so it is never another
+        dict at a reused address), the state, the liveness note and age shown for a dead run, the selection and the
+        setting columns."""
+        src = (r.manifest, r.state, r.note, r.heartbeat_age if r.state in ("dead", "skew") else None,
+               r.id in self.selected, tuple(settings))
+        hit = self._made.get(r.id)
+        if hit is not None and hit[0][0] is src[0] and hit[0][1:] == src[1:]:
+            return hit
+        return src, self._row(r, settings)
+
     def on_screen_resume(self) -> None:
         self._fill()
 
     def _fill(self) -> None:
         if not self.is_mounted or not self.is_current:  # hidden under compare: filled again on resume
             return
-        tables = self.query(DataTable)
-        if not tables:  # a snapshot between mount and compose, or while the app closes: on_mount/resume fill it
+        table = getattr(self, "_table", None)
+        if table is None or not table.is_mounted:  # between mount and compose, or while the app closes
             return
-        table = tables.first()
         runs = self.visible()
-        settings = setting_columns(runs)
+        settings = self._settings(runs)
         columns = [*HEAD, *(f"set:{k}" for k in settings), *TAIL]
-        rows = {r.id: self._row(r, settings) for r in runs}
+        made, before = {r.id: self._made_row(r, settings) for r in runs}, self._made
+        self._made = made
+        sig = (tuple(made), self.size.width, self.sort_by)
+        if sig == self._sig and all(made[k] is before.get(k) for k in made):
+            self._status_line(list(self._layout[0]) if self._layout else columns)  # no row changed: the table stays
+            return
+        self._sig = sig
+        rows = {rid: row for rid, (_, row) in made.items()}
         if len({r.phenomenon for r in runs}) <= 1:  # one phenomenon: the status line names it (p filters)
             columns.remove("phenomenon")
             rows = {k: v[:2] + v[3:] for k, v in rows.items()}
@@ -281,16 +306,36 @@ class RunsScreen(Screen):
                 table.add_row(*cells, key=rid)
             if at in rows:
                 table.move_cursor(row=table.get_row_index(at), animate=False)
+            self._shown = {rid: tuple(map(str, cells)) for rid, cells in rows.items()}
         else:
             for key in [k for k in table.rows if k.value not in rows]:
                 table.remove_row(key)
+                self._shown.pop(key.value, None)
             for rid, cells in rows.items():
+                text = tuple(map(str, cells))
                 if rid in table.rows:
-                    for col, val in zip(columns, cells):
-                        if str(table.get_cell(rid, col)) != str(val):
+                    old = self._shown.get(rid)
+                    if old == text:
+                        continue  # the common case: nothing in this row moved
+                    for i, (col, val) in enumerate(zip(columns, cells)):
+                        if old is None or len(old) != len(text) or old[i] != text[i]:
                             table.update_cell(rid, col, val)
                 else:
                     table.add_row(*cells, key=rid)
+                self._shown[rid] = text
+        self._status_line(columns)
+
+    def _settings(self, runs: list[RunInfo]) -> list[str]:
+        """`setting_columns`, again only when the runs or their configurations changed (a config hash names one)."""
+        key = tuple((r.id, r.phenomenon, r.manifest.get("config_hash")) for r in runs)
+        if any(k[2] is None for k in key):
+            return setting_columns(runs)
+        if key != self._settings_for[0]:
+            self._settings_for = (key, setting_columns(runs))
+        return self._settings_for[1]
+
+    def _status_line(self, columns: list[str]) -> None:
+        runs = self.visible()
         self._detail_line()
         snap = self.snapshot
         total = len(snap.runs) if snap else 0

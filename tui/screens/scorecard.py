@@ -279,4 +279,6 @@ class ScorecardScreen(Screen):
                 line += f"\n[yellow]{len(card.problems)} problem(s): {escape(card.problems[-1])}[/]"
         if snap is not None and snap.error:
             line += f"\n[red]{escape(snap.error)}[/]"
-        self.query_one("#score-status", Static).update(line)
+        status = self.query_one("#score-status", Static)
+        if status.content != line:  # hidden, it still gets every snapshot: an unchanged line costs no layout
+            status.update(line)
