@@ -13,7 +13,7 @@ from phenomon import store
 from phenomon.tui import frames
 from phenomon.tui.screens.compare import CompareScreen
 from phenomon.tui.screens.small import TooSmallScreen
-from phenomon.tui.watcher import MAX_CHUNKS, StoreWatcher
+from phenomon.tui.watcher import MAX_CHUNKS, StoreWatcher, compact
 from phenomon.tui.widgets.chart import LineChart
 from tests.test_tui_app import SIZE, FakeLauncher, FakeProc, app_for, until
 from tests.test_tui_fixtures import make_run
@@ -33,6 +33,24 @@ def test_watcher_keeps_live_frames_compact(runs):
     assert f.height == 2 + 3 * MAX_CHUNKS
     assert max(f.n_chunks("all")) <= MAX_CHUNKS + 1
     assert f["step"].is_sorted()
+
+
+def test_compact_merges_the_newest_chunks_not_the_whole_run():
+    """A long run appended to in small parts keeps its rows in order and few chunks, and the merges copy each row a
+    few times over, not the whole frame every MAX_CHUNKS appends (whose freed copies swelled the monitor's RSS)."""
+    f = pl.DataFrame({"step": range(25_000), "value": [0.5] * 25_000})
+    want = [f]
+    copied = 0
+    for i in range(2_000):
+        part = pl.DataFrame({"step": range(25_000 + 10 * i, 25_010 + 10 * i), "value": [0.1] * 10})
+        want.append(part)
+        joined = pl.concat([f, part], rechunk=False)
+        f = compact(joined)
+        assert f.n_chunks() <= MAX_CHUNKS
+        if f.n_chunks() < joined.n_chunks():
+            copied += f["step"].chunk_lengths()[-1]
+    assert f.equals(pl.concat(want))
+    assert copied < 10 * 20_000  # rechunking the whole frame each time copied ~125 × 35,000 rows
 
 
 def test_a_followed_live_run_is_read_every_rows_every_and_at_once_when_it_ends(runs, monkeypatch):

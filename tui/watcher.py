@@ -24,8 +24,26 @@ RELIST_S = 2.0
 
 
 def compact(frame: pl.DataFrame) -> pl.DataFrame:
-    """The frame itself while it has few chunks, else one contiguous copy."""
-    return frame.rechunk() if max(frame.n_chunks("all")) > MAX_CHUNKS else frame
+    """The frame itself while it has few chunks; else its newest chunks merged into one, the older kept as they are.
+
+    Chunks are kept as a ladder: each kept chunk holds at least as many rows as all the chunks after it, and the
+    first chunk that does not is merged with everything after it. So a frame holds O(log rows) chunks after a
+    merge and a row is copied O(log rows) times over a run's life, never the whole frame every MAX_CHUNKS appends
+    (rechunking a whole live run every ~30 s put megabytes of freed copies in the allocator: the compare screen's
+    RSS rose and fell by ~25 MiB with it)."""
+    if frame.width == 0 or max(frame.n_chunks("all")) <= MAX_CHUNKS:
+        return frame
+    lens = frame.get_column(frame.columns[0]).chunk_lengths()
+    after = sum(lens)
+    start = 0
+    for n in lens:
+        after -= n
+        if n < after:
+            break
+        start += n
+    else:
+        return frame.rechunk()  # columns chunked differently: one copy
+    return pl.concat([frame.slice(0, start), frame.slice(start).rechunk()], rechunk=False)
 
 
 class StoreWatcher:
