@@ -163,17 +163,18 @@ def check_manifest(m: Any) -> str | None:
 def read_manifest(run_dir: Path, cache: dict | None = None) -> dict:
     """The manifest of `run_dir`, checked (`check_manifest`); StoreError "<dir>: unreadable: <reason>" if not.
 
-    With a `cache` (a dict the caller keeps between calls), a run.json not replaced since it was last read (same
+    With a `cache` (a dict the caller keeps between calls; keyed by the run.json path as a str), a run.json not replaced since it was last read (same
     inode, size and mtime: writers replace it by a rename) is not read again: the same checked dict is returned."""
-    p = Path(run_dir) / "run.json"
+    p = os.path.join(run_dir, "run.json")  # a str, not a Path: pollers call this for every run several times a second
     try:
-        st = p.stat()
+        st = os.stat(p)
         if st.st_size > MANIFEST_MAX_BYTES:
             raise StoreError(f"{run_dir}: unreadable: run.json is over {MANIFEST_MAX_BYTES >> 20} MiB")
         key = (st.st_ino, st.st_size, st.st_mtime_ns)
         if cache is not None and (hit := cache.get(p)) is not None and hit[0] == key:
             return hit[1]
-        m = json.loads(p.read_bytes())
+        with open(p, "rb") as fh:
+            m = json.loads(fh.read())
     except FileNotFoundError:
         raise StoreError(f"{run_dir}: unreadable: no run.json (not a run directory)") from None
     except IsADirectoryError:

@@ -140,14 +140,15 @@ def _liveness(m: dict, hb_age: float | None, still_s: float | None = None,
 def run_info(run_dir: Path, observer: HeartbeatObserver | None = None, cache: dict | None = None) -> RunInfo:
     """The run in `run_dir` as read now. Liveness uses `observer` (the process-wide one by default); a `cache` kept
     between calls (a poller's) spares re-reading manifests that were not replaced."""
-    run_dir = Path(run_dir)
+    run_dir = run_dir if isinstance(run_dir, Path) else Path(run_dir)
     observer = OBSERVER if observer is None else observer
     m = read_manifest(run_dir, cache)
     hb_age, hb = None, None
     state, note = m.get("status", "running"), None
     try:
         if state == "running":  # an ended run's liveness is settled: its heartbeat is not read (pollers list often)
-            hb = float((run_dir / "heartbeat").read_text()[:64])
+            with open(os.path.join(run_dir, "heartbeat"), encoding="utf-8") as fh:
+                hb = float(fh.read(64))
             if math.isfinite(hb):
                 hb_age = time.time() - hb
             else:
@@ -221,11 +222,11 @@ def list_runs(root: Path | None = None, *, errors: list[str] | None = None, cach
     if not root.is_dir():
         raise StoreError(f"runs directory {root} is not a directory")
     out = []
-    for d in sorted(root.iterdir()):
-        if d.name.startswith(".") or not d.is_dir():
-            continue
+    with os.scandir(root) as it:  # names and types in one call (pollers list several times a second)
+        names = sorted(e.name for e in it if not e.name.startswith(".") and e.is_dir())
+    for name in names:
         try:
-            out.append(run_info(d, cache=cache))
+            out.append(run_info(root / name, cache=cache))
         except StoreError as e:
             if errors is not None:
                 errors.append(str(e))
