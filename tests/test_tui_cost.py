@@ -280,3 +280,16 @@ async def test_escape_clears_the_compare_cursor(runs):
         assert chart.cursor is not None
         await pilot.press("escape")
         assert chart.cursor is None and app.screen.cursor_pos is None
+
+
+async def test_startup_objects_are_out_of_the_collectors_sight_while_the_app_runs(runs):
+    """What exists once the first screen is drawn is frozen (full collections scan a third as much and pause every
+    thread ~13 ms instead of ~39 ms); on exit it is unfrozen, so a closed app's widgets can be collected."""
+    import gc
+
+    make_run(runs, status="finished", steps=20)
+    app = app_for(runs, launch_fn=FakeLauncher())
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.screen.query_one(DataTable).row_count == 1)
+        assert gc.get_freeze_count() > 1000
+    assert gc.get_freeze_count() == 0
