@@ -43,7 +43,7 @@ def compact(frame: pl.DataFrame) -> pl.DataFrame:
             break
         start += n
     else:
-        return frame.rechunk()  # columns chunked differently: one copy
+        return frame.rechunk()  # a whole ladder of more chunks than that (~2^16 appends' worth): one copy
     return pl.concat([frame.slice(0, start), frame.slice(start).rechunk()], rechunk=False)
 
 

@@ -201,7 +201,7 @@ class RunsScreen(Screen):
         self._sig: tuple = ()  # (rows, width, sort) the table was last filled for
         self._settings_for: tuple = (None, [])
         self._table = self.query_one(DataTable)
-        bound_table_caches(self.query_one(DataTable))
+        bound_table_caches(self._table)
         self._fill()
 
     def watch_snapshot(self) -> None:
