@@ -293,3 +293,28 @@ async def test_startup_objects_are_out_of_the_collectors_sight_while_the_app_run
         await until(pilot, lambda: app.screen.query_one(DataTable).row_count == 1)
         assert gc.get_freeze_count() > 1000
     assert gc.get_freeze_count() == 0
+
+
+async def test_the_runs_table_remakes_only_the_row_whose_manifest_changed(runs, monkeypatch):
+    """A live run rewriting its manifest remakes its own row and no other (remaking every row on every snapshot was
+    most of the runs table's idle CPU), and the new progress is on screen."""
+    from phenomon.tui.screens.runs import RunsScreen
+
+    make_run(runs, seed=1, status="finished", steps=200)
+    make_run(runs, seed=2, status="finished", steps=200)
+    live = make_run(runs, seed=0, status="running", steps=100)
+    made = []
+    real = RunsScreen._row
+    monkeypatch.setattr(RunsScreen, "_row", lambda self, r, settings: made.append(r.id) or real(self, r, settings))
+    app = app_for(runs, launch_fn=FakeLauncher())
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.screen.query_one(DataTable)
+        await until(pilot, lambda: table.row_count == 3)
+        await pilot.pause(0.5)
+        made.clear()
+        m = store.read_manifest(live)
+        m["progress"] = {"step": 50, "max_steps": m["progress"]["max_steps"]}
+        store.atomic_write_json(live / "run.json", m)
+        await until(pilot, lambda: "50%" in str(table.get_cell(live.name, "progress")))
+        await pilot.pause(0.5)  # more polls: the unchanged runs stay as they were
+        assert made and set(made) == {live.name}
