@@ -227,3 +227,20 @@ def test_wide_frame_matches_hand_made(runs):
     expect = pl.DataFrame({"step": [1, 2], "round": [None, None], "a": [0.1, 0.3], "b": [0.2, None]},
                           schema={"step": pl.Int64, "round": pl.Int64, "a": pl.Float64, "b": pl.Float64})
     assert_frame_equal(store.wide(rows), expect)
+
+
+def test_a_pollers_manifest_cache_keeps_only_the_runs_listed_now(runs):
+    """An unchanged manifest is not read again (the same dict comes back), and a removed run leaves the cache."""
+    import shutil
+
+    from phenomon.store.manifest import manifest_path
+
+    for rid in ("r1", "r2"):
+        _writer(runs, rid).close("finished")
+    cache: dict = {}
+    first = {r.id: r.manifest for r in store.list_runs(runs, cache=cache)}
+    again = {r.id: r.manifest for r in store.list_runs(runs, cache=cache)}
+    assert all(again[k] is first[k] for k in first) and len(cache) == 2
+    shutil.rmtree(runs / "r2")
+    assert [r.id for r in store.list_runs(runs, cache=cache)] == ["r1"]
+    assert list(cache) == [manifest_path(runs / "r1")]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from types import MappingProxyType
@@ -104,9 +103,6 @@ class StoreWatcher:
             if new.height or r.id not in self._frames:
                 self._frames[r.id] = self._append(self._frames.get(r.id, {}), new)
                 changed = True
-        listed = {os.path.join(r.dir, "run.json") for r in runs}  # the manifest cache's keys
-        for p in [p for p in self._manifests if p not in listed]:
-            del self._manifests[p]
         for rid in set(self._frames) - {r.id for r in runs}:  # a run directory was removed
             self._frames.pop(rid)
             self._readers.pop(rid, None)

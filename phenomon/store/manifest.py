@@ -160,12 +160,19 @@ def check_manifest(m: Any) -> str | None:
     return None
 
 
+def manifest_path(run_dir) -> str:
+    """Where a run's manifest is, as a str (not a Path: pollers look it up for every run several times a second); the
+    key of `read_manifest`'s cache."""
+    return os.path.join(run_dir, "run.json")
+
+
 def read_manifest(run_dir: Path, cache: dict | None = None) -> dict:
     """The manifest of `run_dir`, checked (`check_manifest`); StoreError "<dir>: unreadable: <reason>" if not.
 
-    With a `cache` (a dict the caller keeps between calls; keyed by the run.json path as a str), a run.json not replaced since it was last read (same
-    inode, size and mtime: writers replace it by a rename) is not read again: the same checked dict is returned."""
-    p = os.path.join(run_dir, "run.json")  # a str, not a Path: pollers call this for every run several times a second
+    With a `cache` (a dict the caller keeps between calls, keyed by `manifest_path`), a run.json not replaced since it
+    was last read (same inode, size and mtime: writers replace it by a rename) is not read again: the same checked dict
+    is returned."""
+    p = manifest_path(run_dir)
     try:
         st = os.stat(p)
         if st.st_size > MANIFEST_MAX_BYTES:

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from phenomon.store.manifest import proc_start, read_manifest, slug, valid_pid
+from phenomon.store.manifest import manifest_path, proc_start, read_manifest, slug, valid_pid
 from phenomon.store.segments import StoreError, atomic_write_json, default_root
 
 DEAD_AFTER_S = 60.0  # a heartbeat older than this on another host means the run is gone
@@ -215,7 +215,8 @@ def mark_ended(info: RunInfo, status: str, error: str) -> bool:
 def list_runs(root: Path | None = None, *, errors: list[str] | None = None, cache: dict | None = None
               ) -> list[RunInfo]:
     """Every run under `root`, oldest first. Unreadable directories are reported in `errors` and skipped. A `cache`
-    kept between calls (a poller's) spares re-reading manifests that were not replaced."""
+    kept between calls (a poller's) spares re-reading manifests that were not replaced; it keeps only the runs listed
+    now (a removed or unreadable run's manifest leaves it)."""
     root = Path(root) if root is not None else default_root()
     if not root.exists():
         return []
@@ -230,6 +231,10 @@ def list_runs(root: Path | None = None, *, errors: list[str] | None = None, cach
         except StoreError as e:
             if errors is not None:
                 errors.append(str(e))
+    if cache is not None:
+        listed = {manifest_path(r.dir) for r in out}
+        for p in [p for p in cache if p not in listed]:
+            del cache[p]
     # a copied run directory holds the same id: each copy is its own run, named `<id>@<directory>`
     ids = [r.id for r in out]
     out = [replace(r, id=f"{r.id}@{slug(r.dir.name)}") if ids.count(r.id) > 1 and r.dir.name != r.id else r for r in out]
