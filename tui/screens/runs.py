@@ -284,7 +284,7 @@ class RunsScreen(Screen):
         self._made = made
         sig = (tuple(made), self.size.width, self.sort_by)
         if sig == self._sig and all(made[k] is before.get(k) for k in made):
-            self._status_line(list(self._layout[0]) if self._layout else columns)  # no row changed: the table stays
+            self._status_line(len(runs), list(self._layout[0]) if self._layout else columns)  # no row changed
             return
         self._sig = sig
         rows = {rid: row for rid, (_, row) in made.items()}
@@ -323,7 +323,7 @@ class RunsScreen(Screen):
                 else:
                     table.add_row(*cells, key=rid)
                 self._shown[rid] = text
-        self._status_line(columns)
+        self._status_line(len(runs), columns)
 
     def _settings(self, runs: list[RunInfo]) -> list[str]:
         """`setting_columns`, again only when the runs or their configurations changed (a config hash names one)."""
@@ -334,12 +334,11 @@ class RunsScreen(Screen):
             self._settings_for = (key, setting_columns(runs))
         return self._settings_for[1]
 
-    def _status_line(self, columns: list[str]) -> None:
-        runs = self.visible()
+    def _status_line(self, shown: int, columns: list[str]) -> None:
         self._detail_line()
         snap = self.snapshot
         total = len(snap.runs) if snap else 0
-        line = f"runs in {escape(str(snap.root)) if snap else '?'} — showing {len(runs)} of {total}"
+        line = f"runs in {escape(str(snap.root)) if snap else '?'} — showing {shown} of {total}"
         line += f" · phenomenon [b]{self.phenomenon_filter}[/] (p) · status [b]{self.state_filter}[/] (t)"
         line += f" · {len(self.selected)} selected (space), c compares"
         if self.sort_by and self.sort_by[0] in columns:
